@@ -1,0 +1,65 @@
+"""The `gencomp` command: a thin layer over the library.
+
+Each command group lives in `gencomp/commands/<group>.py` and adds itself to `app`. Errors
+a user can fix (`GencompError`, bad options) become one line on stderr and exit code 2;
+`--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.exceptions import TyperException
+
+from gencomp.commands import bench, codec, data, render, sample, train
+from gencomp.errors import GencompError
+
+app = typer.Typer(
+    name="gencomp",
+    help="Every lossless compressor is a generative model: compress, benchmark, sample.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+_debug = False
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks.")) -> None:
+    global _debug
+    _debug = debug
+
+
+for group in (codec, bench, sample, train, render, data):
+    group.register(app)
+
+
+def _fail(message: str) -> int:
+    first_line = message.strip().splitlines()[0] if message.strip() else "failed"
+    print(f"gencomp: error: {first_line}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return (and, as a console script, exit with) the exit code."""
+    global _debug
+    _debug = False
+    arguments = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=arguments, prog_name="gencomp", standalone_mode=False)
+    except GencompError as error:
+        if _debug:
+            raise
+        return _fail(str(error))
+    except (typer.Abort, KeyboardInterrupt):
+        print("gencomp: interrupted", file=sys.stderr)
+        return 130
+    except TyperException as error:  # typer's own usage errors: bad options, missing args
+        return _fail(getattr(error, "format_message", error.__str__)())
+    code = result if isinstance(result, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,104 @@
+"""`gencomp compress`, `gencomp decompress`, `gencomp list`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gencomp.compressor import compressor_specs, get_compressor
+from gencomp.container import pack, unpack
+from gencomp.errors import UnknownCompressorError, UsageError
+from gencomp.fileio import STDIO, check_writable, read_input, write_output
+
+SUFFIX = ".gcz"
+
+
+def parse_params(assignments: list[str]) -> dict[str, Any]:
+    """`["width=64", "container=raw"]` -> {"width": 64, "container": "raw"} (JSON values,
+    bare words as strings)."""
+    params: dict[str, Any] = {}
+    for assignment in assignments:
+        key, separator, text = assignment.partition("=")
+        if not separator or not key:
+            raise UsageError(f"--param takes KEY=VALUE, got {assignment!r}")
+        try:
+            params[key] = json.loads(text)
+        except json.JSONDecodeError:
+            params[key] = text
+    return params
+
+
+def _default_output(input_path: str, compressing: bool) -> str:
+    if input_path == STDIO:
+        return STDIO
+    if compressing:
+        return input_path + SUFFIX
+    if input_path.endswith(SUFFIX) and len(input_path) > len(SUFFIX):
+        return input_path[: -len(SUFFIX)]
+    return input_path + ".out"
+
+
+def _check_distinct(input_path: str, output_path: str) -> None:
+    if STDIO in (input_path, output_path):
+        return
+    if Path(output_path).resolve() == Path(input_path).resolve():
+        raise UsageError(f"output would overwrite the input: {output_path}")
+
+
+def compress(
+    input_path: str = typer.Argument(..., metavar="IN", help="File to compress ('-': stdin)."),
+    output: str | None = typer.Option(None, "-o", "--output", help="Output (default IN.gcz)."),
+    compressor_name: str = typer.Option("gzip", "-c", "--compressor", help="See `gencomp list`."),
+    level: int | None = typer.Option(None, "--level", help="The codec's level/quality/preset."),
+    param: list[str] = typer.Option([], "--param", help="Codec parameter KEY=VALUE."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+) -> None:
+    """Compress a file into a checked .gcz container."""
+    params = parse_params(param)
+    if level is not None:
+        spec = {spec.name: spec for spec in compressor_specs()}.get(compressor_name)
+        if spec is None:
+            raise UnknownCompressorError(f"unknown compressor {compressor_name!r}")
+        if spec.level_param is None:
+            raise UsageError(f"compressor {compressor_name!r} has no level")
+        params[spec.level_param] = level
+    compressor = get_compressor(compressor_name, **params)
+    output_path = output or _default_output(input_path, compressing=True)
+    _check_distinct(input_path, output_path)
+    check_writable(output_path, force)
+    write_output(output_path, pack(compressor, read_input(input_path)), force=force)
+
+
+def decompress(
+    input_path: str = typer.Argument(..., metavar="IN", help=".gcz file ('-': stdin)."),
+    output: str | None = typer.Option(None, "-o", "--output",
+                                      help="Output (default IN without .gcz)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+) -> None:
+    """Decompress a .gcz container, verifying its checksums."""
+    output_path = output or _default_output(input_path, compressing=False)
+    _check_distinct(input_path, output_path)
+    check_writable(output_path, force)
+    write_output(output_path, unpack(read_input(input_path)), force=force)
+
+
+def list_compressors() -> None:
+    """List the compressors and their parameters."""
+    table = Table(title="gencomp compressors")
+    for column in ("name", "kind", "parameters (defaults)", "description"):
+        table.add_column(column)
+    for spec in compressor_specs():
+        defaults = ", ".join(f"{key}={value!r}" for key, value in spec.defaults.items())
+        table.add_row(spec.name, "model" if spec.is_model else "codec", defaults, spec.description)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(compress)
+    app.command()(decompress)
+    app.command("list")(list_compressors)

@@ -1,0 +1,163 @@
+"""The one interface every compressor offers, and the registry that names them.
+
+A lossless compressor C is also a probabilistic model (Delétang et al., 2024, Sec. 2-3):
+its code length ℓ_C(x) in bits defines a conditional distribution over continuations,
+
+    ρ(c | x) ∝ 2^(ℓ_C(x) − ℓ_C(x·c)).
+
+So besides `compress` / `decompress`, a compressor reports code lengths. Samplers and the
+benchmark use only what is defined here.
+
+Units and exactness:
+- `code_length_bits(data)` is ℓ_C(data) in bits. For a byte-oriented codec this is
+  8 × len(payload) of the stream the codec *models with* (which can differ from the file
+  container it writes: LZMA2 files are .xz but its code lengths are raw LZMA2, because the
+  .xz container pads to 4 bytes and flattens differences between continuations). For a
+  model compressor it is the ideal −Σ log2 p, a real number.
+- `continuation_bits(context, candidates)` is ℓ_C(context·c) − ℓ_C(context) for each
+  candidate c. The default recompresses context·c for every candidate. A codec may override
+  it with a faster path, but only an *exact* one: the numbers must equal recompression.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gencomp.errors import UnknownCompressorError, UsageError
+
+if TYPE_CHECKING:
+    from predictors.base import Predictor
+
+
+class Compressor(ABC):
+    """A lossless compressor that also reports its code lengths.
+
+    Subclasses set `name`, store their parameters, and implement `compress` and
+    `decompress`. `params` must be JSON-serialisable and must be enough to rebuild an
+    equivalent compressor with `get_compressor(name, **params)`: the .gcz container relies
+    on it.
+    """
+
+    name: str = ""
+    #: Set by model compressors (a predictor plus an arithmetic coder); samplers use it to
+    #: sample straight from the model instead of recompressing.
+    predictor: Predictor | None = None
+
+    @property
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """Parameters that rebuild this compressor; recorded in containers and results."""
+
+    @abstractmethod
+    def compress(self, data: bytes) -> bytes:
+        """Losslessly compress `data`."""
+
+    @abstractmethod
+    def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
+        """Invert `compress`. Never produce more than `max_output_bytes` (decompression
+        bombs); raise a `ContainerError` on a payload this codec cannot decode."""
+
+    @property
+    def num_parameters(self) -> int:
+        """Learned parameters of the model inside (0 for classical codecs); the benchmark's
+        adjusted rate adds 2 bytes per parameter, as the paper does."""
+        return 0
+
+    def code_length_bits(self, data: bytes) -> float:
+        """ℓ_C(data) in bits. Default: the size of the compressed payload."""
+        return 8.0 * len(self.compress(data))
+
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes]) -> np.ndarray:
+        """ℓ_C(context·c) − ℓ_C(context) in bits for each candidate c (float64 array).
+
+        Default: recompress context·c for every candidate, O(len(candidates) × len(context)).
+        """
+        base_bits = self.code_length_bits(context)
+        return np.array(
+            [self.code_length_bits(context + candidate) - base_bits for candidate in candidates],
+            dtype=np.float64,
+        )
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+
+@dataclass(frozen=True)
+class CompressorSpec:
+    """A registry entry: how to build a compressor and what it accepts."""
+
+    name: str
+    factory: Callable[..., Compressor]
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    #: The parameter that `--level` sets (gzip level, zstd level, brotli quality, ...).
+    level_param: str | None = None
+    is_model: bool = False
+
+
+_REGISTRY: dict[str, CompressorSpec] = {}
+
+
+def register(
+    name: str,
+    description: str,
+    level_param: str | None = None,
+    is_model: bool = False,
+) -> Callable[[Callable[..., Compressor]], Callable[..., Compressor]]:
+    """Decorator that adds a compressor class or factory function to the registry."""
+
+    def add(factory: Callable[..., Compressor]) -> Callable[..., Compressor]:
+        signature = inspect.signature(factory)
+        defaults = {
+            key: parameter.default
+            for key, parameter in signature.parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+        _REGISTRY[name] = CompressorSpec(
+            name, factory, description, defaults, level_param, is_model
+        )
+        return factory
+
+    return add
+
+
+def _load_builtin_codecs() -> None:
+    import gencomp.codecs  # noqa: F401  (registers every built-in codec on import)
+
+
+def compressor_specs() -> list[CompressorSpec]:
+    """Every registered compressor, in registration order."""
+    _load_builtin_codecs()
+    return list(_REGISTRY.values())
+
+
+def available_compressors() -> list[str]:
+    """Names accepted by `get_compressor`."""
+    return [spec.name for spec in compressor_specs()]
+
+
+def get_compressor(name: str, **params: Any) -> Compressor:
+    """Build a registered compressor, e.g. `get_compressor("gzip", level=9)`."""
+    _load_builtin_codecs()
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        raise UnknownCompressorError(
+            f"unknown compressor {name!r}; available: {', '.join(available_compressors())}"
+        )
+    unknown = sorted(set(params) - set(spec.defaults))
+    if unknown:
+        raise UsageError(
+            f"compressor {name!r} takes no parameter {', '.join(unknown)}; "
+            f"it takes: {', '.join(spec.defaults) or 'none'}"
+        )
+    try:
+        return spec.factory(**params)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"bad parameters for {name!r}: {error}") from error
