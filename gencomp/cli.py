@@ -43,7 +43,7 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return (and, as a console script, exit with) the exit code."""
+    """Run the CLI and return its exit code (the console script exits with it)."""
     global _debug
     _debug = False
     arguments = sys.argv[1:] if argv is None else argv
@@ -59,7 +59,4 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except TyperException as error:  # typer's own usage errors: bad options, missing args
         return _fail(getattr(error, "format_message", error.__str__)())
-    code = result if isinstance(result, int) else 0
-    if argv is None:
-        sys.exit(code)
-    return code
+    return result if isinstance(result, int) else 0

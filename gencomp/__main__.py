@@ -1,0 +1,3 @@
+from gencomp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""Every classical codec round-trips byte for byte and reports consistent code lengths."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gencomp import available_compressors, get_compressor
+from gencomp.codecs.png import closest_factors
+from gencomp.compressor import compressor_specs
+from gencomp.errors import ContainerError, SizeLimitError, UnknownCompressorError, UsageError
+
+CLASSICAL = [spec.name for spec in compressor_specs() if not spec.is_model]
+PAPER_CODECS = {"gzip", "lzma2", "bz2", "zstd", "brotli", "png", "flac"}
+
+
+def test_registry_has_every_classical_codec() -> None:
+    assert PAPER_CODECS <= set(CLASSICAL)
+    assert set(CLASSICAL) <= set(available_compressors())
+
+
+SMALL_INPUTS = {
+    "empty": b"",
+    "one_byte": b"\x7f",
+    "all_byte_values": bytes(range(256)),
+    "odd_length_text": b"the quick brown fox jumps over the lazy dog" * 7,
+}
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+@pytest.mark.parametrize("label", sorted(SMALL_INPUTS))
+def test_round_trip_small(name: str, label: str) -> None:
+    compressor = get_compressor(name)
+    data = SMALL_INPUTS[label]
+    assert compressor.decompress(compressor.compress(data)) == data
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_round_trip_megabyte_of_enwik8_and_random(name: str, enwik8_megabyte: bytes) -> None:
+    compressor = get_compressor(name)
+    random_megabyte = random.Random(1234).randbytes(1 << 20)
+    for data in (enwik8_megabyte, random_megabyte):
+        payload = compressor.compress(data)
+        assert compressor.decompress(payload) == data
+    assert len(compressor.compress(enwik8_megabyte)) < 0.9 * len(enwik8_megabyte)
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=3000))
+def test_round_trip_property(name: str, data: bytes) -> None:
+    compressor = get_compressor(name)
+    assert compressor.decompress(compressor.compress(data)) == data
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_compress_is_deterministic(name: str, enwik8_megabyte: bytes) -> None:
+    data = enwik8_megabyte[:20000]
+    assert get_compressor(name).compress(data) == get_compressor(name).compress(data)
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_continuation_bits_equals_recompression(name: str, enwik8_megabyte: bytes) -> None:
+    compressor = get_compressor(name)
+    context = enwik8_megabyte[5000:7000]
+    candidates = [bytes([value]) for value in range(0, 256, 5)] + [b"the ", b"", b"\x00" * 40]
+    got = compressor.continuation_bits(context, candidates)
+    expected = [compressor.code_length_bits(context + candidate) -
+                compressor.code_length_bits(context) for candidate in candidates]
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, np.array(expected))
+
+
+def test_lzma2_code_lengths_are_raw_not_xz(enwik8_megabyte: bytes) -> None:
+    xz = get_compressor("lzma2")
+    raw = get_compressor("lzma2", container="raw")
+    data = enwik8_megabyte[:2048]
+    assert xz.code_length_bits(data) == raw.code_length_bits(data) == 8 * len(raw.compress(data))
+    assert len(xz.compress(data)) > len(raw.compress(data))
+    assert xz.compress(data).startswith(b"\xfd7zXZ\x00")
+    # The reason for raw: xz pads to 4 bytes, so one-byte continuations mostly tie.
+    context = enwik8_megabyte[:2000]
+    xz_lengths = {len(xz.compress(context + bytes([value]))) for value in range(256)}
+    raw_lengths = {len(raw.compress(context + bytes([value]))) for value in range(256)}
+    assert len(raw_lengths) >= len(xz_lengths)
+
+
+def test_png_layout_follows_the_paper_rule_or_the_given_width() -> None:
+    assert closest_factors(2048) == (32, 64)
+    assert closest_factors(13) == (1, 13)
+    assert get_compressor("png").layout(2048) == (32, 64, 0)
+    assert get_compressor("png", width=64).layout(2000) == (32, 64, 48)
+    patch = bytes(np.tile(np.arange(64, dtype=np.uint8), 32))
+    image_wide = get_compressor("png", width=64)
+    image_narrow = get_compressor("png", width=7)
+    assert image_wide.decompress(image_wide.compress(patch)) == patch
+    assert image_narrow.decompress(image_narrow.compress(patch)) == patch
+    # Vertical structure is cheap only when the width is the image's width.
+    assert len(image_wide.compress(patch)) < len(image_narrow.compress(patch))
+
+
+def test_flac_modes_round_trip_and_paper_mode_is_default() -> None:
+    audio = bytes((128 + 100 * np.sin(np.arange(8000) / 9.0)).astype(np.uint8))
+    paper = get_compressor("flac")
+    native = get_compressor("flac", sample_bits=8)
+    assert paper.params["sample_bits"] == 16
+    for compressor in (paper, native):
+        payload = compressor.compress(audio)
+        assert payload.startswith(b"fLaC")
+        assert compressor.decompress(payload) == audio
+        assert len(payload) < len(audio) // 2
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_decompress_refuses_output_past_the_limit(name: str) -> None:
+    compressor = get_compressor(name)
+    payload = compressor.compress(bytes(100_000))
+    with pytest.raises(SizeLimitError):
+        compressor.decompress(payload, max_output_bytes=1000)
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_truncated_payload_is_an_error_not_wrong_bytes(name: str, enwik8_megabyte: bytes) -> None:
+    compressor = get_compressor(name)
+    data = enwik8_megabyte[:5000]
+    payload = compressor.compress(data)
+    for cut in (1, len(payload) // 2, len(payload) - 1):
+        try:
+            decoded = compressor.decompress(payload[:cut])
+        except ContainerError:
+            continue
+        assert decoded != data, "a truncated payload decoded silently"
+        pytest.fail(f"{name}: truncation at {cut} decoded without an error")
+
+
+def test_registry_errors_are_clear() -> None:
+    with pytest.raises(UnknownCompressorError, match="available"):
+        get_compressor("nope")
+    with pytest.raises(UsageError, match="takes no parameter"):
+        get_compressor("gzip", quality=3)
+    with pytest.raises(UsageError, match="level"):
+        get_compressor("gzip", level=42)
