@@ -5,4 +5,4 @@ byte stream), `lzma2` (.xz files, raw LZMA2 code lengths), `png` (bytes as a gra
 image), `flac` (bytes as 8-bit audio), `predictive` (a predictor plus an arithmetic coder).
 """
 
-from gencomp.codecs import bytestream, flac, lzma2, png  # noqa: F401
+from gencomp.codecs import bytestream, flac, lzma2, png, predictive  # noqa: F401
