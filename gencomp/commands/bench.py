@@ -1,7 +1,134 @@
-"""Placeholder until this command group lands."""
+"""`gencomp compress-bench`: Table 1 of the paper on local data, resumable and parallel."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from gencomp.bench import (
+    EXECUTORS,
+    BenchSettings,
+    Task,
+    assemble,
+    choose_compressors,
+    plan_tasks,
+    run_plan,
+    task_path,
+)
+from gencomp.bench_report import print_report, write_outputs
+from gencomp.commands.codec import parse_params
+from gencomp.datasets import CHUNK_SIZE, DATA_ENV, DataLocations
+from gencomp.errors import UsageError
+
+
+def parse_compressor_params(assignments: list[str]) -> dict[str, dict[str, Any]]:
+    """`["lzma2.preset=9"]` → {"lzma2": {"preset": 9}}."""
+    params: dict[str, dict[str, Any]] = {}
+    for assignment in assignments:
+        name, separator, rest = assignment.partition(".")
+        if not separator or not name or "=" not in rest:
+            raise UsageError(f"--param takes COMPRESSOR.KEY=VALUE, got {assignment!r}")
+        params.setdefault(name, {}).update(parse_params([rest]))
+    return params
+
+
+def _choose_executor(executor: str | None, workers: int, scheduler: str | None) -> str:
+    if scheduler is not None:
+        if executor not in (None, "dask"):
+            raise UsageError("--scheduler needs --executor dask (or no --executor)")
+        return "dask"
+    if executor is None:
+        return "processes" if workers > 1 else "inprocess"
+    if executor not in EXECUTORS:
+        raise UsageError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    return executor
+
+
+def compress_bench(
+    compressor: str | None = typer.Option(
+        None, "-c", "--compressor",
+        help="Comma-separated names; default: every classical codec; 'all' adds the models."),
+    dataset: str = typer.Option("text,image,audio,random", "-d", "--dataset",
+                                help="Comma-separated: text, image, audio, random."),
+    num_chunks: int = typer.Option(2000, "-n", "--num-chunks",
+                                   help="Chunks per data set (the paper: 488281 = 1 GB)."),
+    chunk_size: int = typer.Option(CHUNK_SIZE, "--chunk-size", help="Bytes per chunk."),
+    task_chunks: int = typer.Option(250, "--task-chunks", help="Chunks per task."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random data set."),
+    param: list[str] = typer.Option([], "--param",
+                                    help="Compressor parameter NAME.KEY=VALUE (lzma2.preset=9)."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help=f"Data folder laid out like ../shared/data (else ${DATA_ENV}, "
+                                 "../shared/data, ~/.cache/gencomp)."),
+    text_file: Path | None = typer.Option(None, "--text-file", help="An enwik8/enwik9 file."),
+    image_dir: Path | None = typer.Option(None, "--image-dir", help="A folder of JPEG/PNG."),
+    audio_dir: Path | None = typer.Option(None, "--audio-dir", help="A folder of FLAC files."),
+    output: Path | None = typer.Option(None, "-o", "--output",
+                                       help="Run folder (default outputs/bench/RUN)."),
+    run_name: str | None = typer.Option(None, "--run-name",
+                                        help="RUN in the default folder (default: a timestamp)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder."),
+    force: bool = typer.Option(False, "--force", help="Start the output folder's run over."),
+    workers: int = typer.Option(1, "-w", "--workers", help="Worker processes."),
+    executor: str | None = typer.Option(
+        None, "--executor", help="inprocess, processes (default with --workers > 1) or dask."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="A Dask scheduler address, tcp://HOST:PORT."),
+) -> None:
+    """Compression rates of every compressor on every data set, beside the paper's Table 1."""
+    if output is None:
+        if resume and run_name is None:
+            raise UsageError("--resume needs the run's folder: -o DIR or --run-name NAME")
+        output = Path("outputs") / "bench" / (run_name or time.strftime("%Y%m%d-%H%M%S"))
+    executor = _choose_executor(executor, workers, scheduler)
+    settings = BenchSettings(
+        compressors=choose_compressors(compressor, parse_compressor_params(param)),
+        datasets=tuple(name.strip() for name in dataset.split(",") if name.strip()),
+        num_chunks=num_chunks, chunk_size=chunk_size, task_chunks=task_chunks, seed=seed)
+    locations = DataLocations(data_dir, text_file, image_dir, audio_dir)
+    plan = plan_tasks(settings, locations)
+    errors = Console(stderr=True)
+    for warning in plan.warnings:
+        errors.print(f"[yellow]warning:[/] {warning}")
+
+    progress = Progress(TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("chunks"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=errors, transient=True)
+    bar = progress.add_task("compressing", total=sum(task.num_chunks for task in plan.tasks))
+
+    def advance(task: Task, _result: dict[str, Any]) -> None:
+        progress.update(bar, advance=task.num_chunks,
+                        description=f"{task.compressor.name} {task.dataset} {task.mode}")
+
+    try:
+        with progress:
+            outcome = run_plan(plan, output, executor, workers, scheduler, resume, force,
+                               on_result=advance)
+    except KeyboardInterrupt:
+        stored = sum(task_path(output, task).exists() for task in plan.tasks)
+        print(f"gencomp: {stored} of {len(plan.tasks)} tasks are stored in {output}; "
+              f"continue with --resume -o {output}", file=sys.stderr)
+        raise
+    rows = assemble(outcome)
+    print_report(rows, outcome, Console())
+    write_outputs(output, rows, outcome)
+    errors.print(f"{outcome.executed} tasks run, {outcome.reused} reused, "
+                 f"{outcome.wall_seconds:.1f} s; wrote {output}/results.json, results.csv, "
+                 "table.md, figure.png")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("compress-bench")(compress_bench)
