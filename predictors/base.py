@@ -51,6 +51,11 @@ class Predictor(ABC):
         """Learned parameters (0 for a model that learns only online from the data)."""
         return 0
 
+    @property
+    def context_length(self) -> int | None:
+        """The most bytes one sequence can hold (a Transformer's context); None: no limit."""
+        return None
+
     @abstractmethod
     def start(self, batch_size: int) -> tuple[State, np.ndarray]:
         """Fresh state for `batch_size` sequences and their first-byte distributions."""

@@ -195,3 +195,11 @@ def test_cli_round_trip(tmp_path: Path, enwik8_megabyte: bytes) -> None:
     assert main(["decompress", str(packed), "-o", str(restored)]) == 0
     assert restored.read_bytes() == original.read_bytes()
     assert packed.stat().st_size < 0.6 * original.stat().st_size
+
+
+def test_chunk_size_longer_than_the_model_context_is_a_usage_error() -> None:
+    from gencomp import get_compressor
+    from gencomp.errors import UsageError
+
+    with pytest.raises(UsageError, match="context of 2048"):
+        get_compressor("transformer", chunk_size=4096)

@@ -94,6 +94,9 @@ class PredictiveCompressor(Compressor):
         self.predictor = predictor
         self.chunk_size = _positive_int(chunk_size, "chunk_size", MAX_CHUNK_SIZE)
         self.batch_size = _positive_int(batch_size, "batch_size", MAX_BATCH_SIZE)
+        if predictor.context_length is not None and self.chunk_size > predictor.context_length:
+            raise ValueError(f"chunk_size {chunk_size} is longer than the model's context of "
+                             f"{predictor.context_length} bytes")
         self.name = name or predictor.name
         self.predictor_params = dict(predictor.config if predictor_params is None
                                      else predictor_params)
