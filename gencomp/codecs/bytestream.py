@@ -4,17 +4,28 @@ They share one mechanism: a streaming decoder that is fed the payload and asked 
 most `limit + 1` bytes, so a payload that expands past the caller's limit is refused
 without ever allocating the expanded size (decompression bombs). Each codec only says how
 to encode and how to open its streaming decoder.
+
+Scoring continuations (`continuation_bits`, what samplers call 256 times per generated
+byte) is exact and fast: gzip deflates the context once and finishes a copy of the stream
+per candidate; zstd compresses the candidates in libzstd's own threads; the others
+recompress on a pool of threads (these libraries release the GIL while they compress).
+Each path gives exactly the numbers of recompression; tests/test_samplers_scoring.py
+checks that.
 """
 
 from __future__ import annotations
 
 import bz2
+import functools
+import os
 import zlib
 from abc import abstractmethod
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import brotli
+import numpy as np
 import zstandard
 
 from gencomp.compressor import Compressor, register
@@ -24,6 +35,44 @@ from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 StreamDecoder = Callable[[bytes, int], tuple[bytes, bool, int]]
 
 DEFAULT_MAX_OUTPUT_BYTES = 1 << 32
+
+#: Below this much input to recompress per scoring call, threads cost more than they save.
+PARALLEL_MIN_BYTES = 1 << 16
+#: Fewer candidates than this are finished on one thread by gzip's fast path.
+PARALLEL_MIN_CANDIDATES = 32
+SCORING_THREADS = min(8, os.cpu_count() or 1)
+#: Input handed to libzstd per batch call when scoring (the texts are built in memory).
+ZSTD_BATCH_BYTES = 1 << 26
+
+Item = TypeVar("Item")
+
+
+@functools.cache
+def _scoring_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=SCORING_THREADS, thread_name_prefix="gencomp-scoring")
+
+
+def parallel_map(function: Callable[[Item], float], items: Sequence[Item],
+                 worth_threads: bool) -> list[float]:
+    """`[function(item) for item in items]`, split into one contiguous share per worker
+    thread when the caller says the work is worth it. Only useful for functions that
+    release the GIL, as zlib, bz2, lzma and brotli do while compressing."""
+    if SCORING_THREADS == 1 or len(items) < 2 or not worth_threads:
+        return [function(item) for item in items]
+    share = -(-len(items) // SCORING_THREADS)
+    shares = [items[start:start + share] for start in range(0, len(items), share)]
+    results = _scoring_pool().map(lambda part: [function(item) for item in part], shares)
+    return [value for part in results for value in part]
+
+
+def recompressed_continuation_bits(compressor: Compressor, context: bytes,
+                                   candidates: Sequence[bytes]) -> np.ndarray:
+    """ℓ(context·c) − ℓ(context) by recompressing every context·c, on the scoring threads:
+    the base class's computation, in parallel."""
+    total_bytes = sum(len(context) + len(candidate) for candidate in candidates)
+    bits = parallel_map(lambda candidate: compressor.code_length_bits(context + candidate),
+                        [b"", *candidates], total_bytes >= PARALLEL_MIN_BYTES)
+    return np.array(bits[1:], dtype=np.float64) - bits[0]
 
 
 class ByteStreamCompressor(Compressor):
@@ -38,6 +87,10 @@ class ByteStreamCompressor(Compressor):
 
     @abstractmethod
     def compress(self, data: bytes) -> bytes: ...
+
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes]) -> np.ndarray:
+        """Exact: recompression, spread over threads (the library releases the GIL)."""
+        return recompressed_continuation_bits(self, context, candidates)
 
     @abstractmethod
     def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
@@ -87,6 +140,33 @@ class GzipCompressor(ByteStreamCompressor):
         stream = self.new_compressobj()
         return stream.compress(data) + stream.flush()
 
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes]) -> np.ndarray:
+        """Exact, without recompressing the context: deflate it once, then per candidate
+        finish a copy of that stream with the candidate.
+
+        Deflate's output does not depend on how its input is split across `compress`
+        calls: it codes a position only once 262 bytes follow it (MIN_LOOKAHEAD, room for
+        the longest match) or when told to finish, and starts a block only when its symbol
+        buffer is full. So the bytes emitted for the context plus those of the finished
+        copy are exactly `compress(context + candidate)`. Per candidate this costs the
+        match search over the held-back bytes and the coding of the last block, not
+        O(context); the copies are finished on the scoring threads (zlib releases the
+        GIL). Level 0 writes stored blocks whose sizes follow the output buffer, so it
+        recompresses instead.
+        """
+        if self.level == 0:
+            return recompressed_continuation_bits(self, context, candidates)
+        stream = self.new_compressobj()
+        context_bytes = len(stream.compress(context))
+
+        def finished_length(candidate: bytes) -> int:
+            branch = stream.copy()
+            return context_bytes + len(branch.compress(candidate)) + len(branch.flush())
+
+        lengths = parallel_map(finished_length, [b"", *candidates],
+                               len(candidates) >= PARALLEL_MIN_CANDIDATES)
+        return 8.0 * (np.array(lengths[1:], dtype=np.float64) - lengths[0])
+
     def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
         decoder = zlib.decompressobj(self.GZIP_WBITS)
         output = decoder.decompress(payload, max_output)
@@ -132,6 +212,20 @@ class ZstdCompressor(ByteStreamCompressor):
 
     def compress(self, data: bytes) -> bytes:
         return self._compressor.compress(data)
+
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes]) -> np.ndarray:
+        """Exact: every context·c compressed as its own frame by libzstd's worker threads.
+        (A `zstandard.ZstdCompressor` must not be shared between Python threads, so this
+        uses libzstd's batch call with a compressor of its own.)"""
+        compressor = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
+        texts = [b"", *candidates]
+        per_batch = max(1, ZSTD_BATCH_BYTES // (len(context) + 1))
+        lengths = []
+        for start in range(0, len(texts), per_batch):
+            batch = [context + text for text in texts[start:start + per_batch]]
+            frames = compressor.multi_compress_to_buffer(batch, threads=-1)
+            lengths += [len(frames[index]) for index in range(len(batch))]
+        return 8.0 * (np.array(lengths[1:], dtype=np.float64) - lengths[0])
 
     def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
         # The stream decoder has no output cap, so check the frame's declared size first

@@ -1,0 +1,179 @@
+"""Images and audio as byte prompts, the paper's way, and their continuations.
+
+- Images are grayscale (mean of R, G, B cast to uint8, as `gencomp.datasets` prepares
+  ImageNet), one byte per pixel, row-major. `continue_image_rows` is the paper's setup:
+  every row is conditioned on its own first half and its second half is generated (rows
+  are independent, so a row sees no other row unless `rows_above` asks for the original
+  rows above it). `continue_patch` gives the top rows of a patch and generates the rest,
+  row-major, each byte conditioned on everything before it.
+- Audio is 8-bit unsigned mono at 16 kHz: the high byte of each 16-bit sample plus 128,
+  the paper's LibriSpeech preprocessing. `continue_audio` appends generated samples.
+
+A layout-aware codec must see the real layout: PNG predicts each pixel from the one above
+and the one to the left, so it gets the image's width (without it PNG would lay a half
+row of 32 bytes out as a 4×8 image). And a partly generated image ends in a partial row,
+which a PNG file pads with zeros: then appending a 0 costs nothing and every other byte
+a whole byte, and PNG "generates" black. So for sampling, PNG scores a partial image as
+`ImagePng` lays it out: data shorter than a row as a row of its own length, otherwise
+full rows of the image's width with the partial last row completed by the pixels above
+it (which PNG's Up filter codes almost for free, so what is scored is the real pixels).
+Every other codec sees the same bytes either way.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+from PIL import Image
+
+from gencomp.compressor import Compressor, get_compressor
+from gencomp.datasets import audio_to_bytes, grayscale_image
+from gencomp.errors import UsageError
+from samplers.continuation import progress_bar, sample_continuation
+
+SAMPLE_RATE = 16000
+PATCH_ROWS, PATCH_COLUMNS = 32, 64
+
+
+def load_image_prompt(path: str | Path) -> np.ndarray:
+    """Any image Pillow reads, as a uint8 (rows, columns) grayscale array."""
+    if not Path(path).is_file():
+        raise UsageError(f"image prompt not found: {path}")
+    try:
+        image = grayscale_image(str(path))
+    except Image.DecompressionBombError as error:
+        raise UsageError(f"image {path} is too large: {error}") from error
+    return image.copy()  # the loader caches its arrays; callers may write to theirs
+
+
+def load_audio_prompt(path: str | Path, seconds: float | None = None) -> np.ndarray:
+    """Any audio file libsndfile reads (WAV, FLAC, ...) as 8-bit unsigned mono samples at
+    16 kHz, the first `seconds` of it if given. Channels are averaged; another sample rate
+    is resampled by linear interpolation."""
+    if not Path(path).is_file():
+        raise UsageError(f"audio prompt not found: {path}")
+    if seconds is not None and not seconds > 0:
+        raise UsageError(f"seconds must be positive, got {seconds}")
+    try:
+        with soundfile.SoundFile(str(path)) as audio:
+            rate = audio.samplerate
+            frames = -1 if seconds is None else int(round(seconds * rate))
+            samples = audio.read(frames, dtype="int16", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
+        raise UsageError(f"cannot read audio {path}: {error}") from error
+    mono = samples.mean(axis=1)
+    if rate != SAMPLE_RATE and len(mono):
+        times = np.arange(int(len(mono) * SAMPLE_RATE / rate)) * (rate / SAMPLE_RATE)
+        mono = np.interp(times, np.arange(len(mono)), mono)
+    clipped = np.clip(np.round(mono), -32768, 32767).astype(np.int16)
+    return np.frombuffer(audio_to_bytes(clipped), dtype=np.uint8).copy()
+
+
+def _check_image(image: np.ndarray, what: str) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 2:
+        raise UsageError(f"{what} must be a 2-D uint8 array")
+    if image.size == 0:
+        raise UsageError(f"{what} is empty")
+
+
+class ImagePng(Compressor):
+    """PNG for sampling images `width` pixels wide: files are the plain PNG codec's (zero
+    padding); code lengths score partial images as laid out in the module doc, as LZMA2
+    scores raw streams but writes .xz files."""
+
+    name = "png"
+
+    def __init__(self, width: int):
+        self.width = width
+        self.files = get_compressor("png", width=width)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.files.params
+
+    def compress(self, data: bytes) -> bytes:
+        return self.files.compress(data)
+
+    def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
+        return self.files.decompress(payload, max_output_bytes)
+
+    def code_length_bits(self, data: bytes) -> float:
+        if len(data) <= self.width:
+            return get_compressor("png", width=max(len(data), 1)).code_length_bits(data)
+        partial = len(data) % self.width
+        if partial:
+            data += data[len(data) - self.width:len(data) - partial]
+        return self.files.code_length_bits(data)
+
+
+def for_width(compressor: Compressor, width: int) -> Compressor:
+    """`compressor`, or for PNG its image layout `width` pixels wide (see `ImagePng`)."""
+    return ImagePng(width) if compressor.name == "png" else compressor
+
+
+def continue_image_rows(compressor: Compressor, image: np.ndarray, *,
+                        sampler: str = "code-length", seed: int = 0, rows_above: int = 0,
+                        progress: bool = False, **settings: Any) -> np.ndarray:
+    """Each row's second half generated from its first half (and, if `rows_above` > 0,
+    from that many original rows above it). Row r is sampled with seed `seed + r`, so a
+    row does not depend on how many rows came before it."""
+    _check_image(image, "image")
+    if not isinstance(rows_above, int) or rows_above < 0:
+        raise UsageError(f"rows_above must be an integer ≥ 0, got {rows_above!r}")
+    rows, columns = image.shape
+    given = columns // 2
+    compressor = for_width(compressor, columns)
+    result = image.copy()
+    with progress_bar(progress, rows, f"image rows {compressor.name}") as advance:
+        for row in range(rows):
+            above = image[max(0, row - rows_above):row].tobytes()
+            prompt = above + image[row, :given].tobytes()
+            continuation = sample_continuation(compressor, prompt, columns - given, sampler,
+                                               seed=seed + row, **settings)
+            result[row, given:] = np.frombuffer(continuation, dtype=np.uint8)
+            advance(1)
+    return result
+
+
+def continue_patch(compressor: Compressor, patch: np.ndarray, rows_given: int = 16, *,
+                   sampler: str = "code-length", seed: int = 0, **settings: Any) -> np.ndarray:
+    """The top `rows_given` rows of `patch` kept, the rest generated row-major."""
+    _check_image(patch, "patch")
+    rows, columns = patch.shape
+    if not isinstance(rows_given, int) or not 0 <= rows_given <= rows:
+        raise UsageError(f"rows_given must be an integer from 0 to {rows}, got {rows_given!r}")
+    prompt = patch[:rows_given].tobytes()
+    continuation = sample_continuation(for_width(compressor, columns), prompt,
+                                       (rows - rows_given) * columns, sampler, seed=seed,
+                                       **settings)
+    return np.frombuffer(prompt + continuation, dtype=np.uint8).reshape(rows, columns).copy()
+
+
+def continue_audio(compressor: Compressor, samples: np.ndarray, length: int, *,
+                   sampler: str = "code-length", seed: int = 0, **settings: Any) -> np.ndarray:
+    """`samples` (uint8, 16 kHz) followed by `length` generated samples."""
+    if not isinstance(samples, np.ndarray) or samples.dtype != np.uint8 or samples.ndim != 1:
+        raise UsageError("audio samples must be a 1-D uint8 array")
+    prompt = samples.tobytes()
+    continuation = sample_continuation(compressor, prompt, length, sampler, seed=seed,
+                                       **settings)
+    return np.frombuffer(prompt + continuation, dtype=np.uint8).copy()
+
+
+def image_png_bytes(image: np.ndarray) -> bytes:
+    """A grayscale image as PNG file bytes (for saving samples)."""
+    with io.BytesIO() as buffer:
+        Image.fromarray(image).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+
+def audio_wav_bytes(samples: np.ndarray) -> bytes:
+    """8-bit unsigned samples as a 16 kHz 8-bit WAV file's bytes (for saving samples)."""
+    with io.BytesIO() as buffer:
+        soundfile.write(buffer, (samples.astype(np.int16) - 128) << 8, SAMPLE_RATE,
+                        format="WAV", subtype="PCM_U8")
+        return buffer.getvalue()

@@ -1,0 +1,130 @@
+"""`gencomp sample`: outputs, metadata, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from gencomp import get_compressor
+from gencomp.cli import main
+from samplers import sample_continuation
+
+PROMPT = b"It was the best of times, it was the worst of times, it was the age of wisdom, "
+
+
+@pytest.fixture
+def text_prompt(tmp_path: Path) -> Path:
+    path = tmp_path / "prompt.txt"
+    path.write_bytes(b"HEADER" + PROMPT)
+    return path
+
+
+def run(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(arguments)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_text_output_is_exactly_the_continuation(text_prompt: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "sample.txt"
+    code, out, err = run(["sample", "-c", "gzip", "--prompt", str(text_prompt), "--offset", "6",
+                          "--prompt-bytes", str(len(PROMPT)), "--sampler", "lookahead",
+                          "--length", "20", "--seed", "3", "--report", "-o", str(output)],
+                         capsys)
+    assert code == 0, err
+    expected = sample_continuation(get_compressor("gzip"), PROMPT, 20, "lookahead",
+                                   horizon=8, seed=3)
+    assert output.read_bytes() == expected
+    record = json.loads((tmp_path / "sample.txt.json").read_text())
+    assert record["compressor"] == "gzip" and record["params"] == {"level": 9}
+    assert (record["sampler"], record["seed"], record["horizon"]) == ("lookahead", 3, 8)
+    assert record["prompt"]["text"] == PROMPT.decode()
+    assert record["prompt"]["offset"] == 6
+    assert 0 <= record["quality"]["known_word_share"] <= 1
+    assert record["timings"]["seconds"] > 0
+    assert expected.decode("utf-8", "backslashreplace") in out
+
+
+def test_no_overwrite_without_force(text_prompt: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "sample.txt"
+    arguments = ["sample", "-c", "gzip", "--prompt", str(text_prompt), "--length", "2",
+                 "-o", str(output)]
+    assert run(arguments, capsys)[0] == 0
+    output.write_bytes(b"keep")
+    code, _, err = run(arguments, capsys)
+    assert code == 2 and "exists" in err and output.read_bytes() == b"keep"
+    assert run([*arguments, "--force", "--seed", "1"], capsys)[0] == 0
+    assert len(output.read_bytes()) == 2
+
+
+def test_image_rows_and_patch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pixels = (np.arange(8 * 16).reshape(8, 16) * 3 % 256).astype(np.uint8)
+    prompt = tmp_path / "tiny.png"
+    Image.fromarray(np.stack([pixels] * 3, axis=-1)).save(prompt)
+    for task in ("rows", "patch"):
+        output = tmp_path / f"{task}.png"
+        code, _, err = run(["sample", "-c", "png", "--prompt", str(prompt), "--modality",
+                            "image", "--image-task", task, "--crop", "0,0,16,4",
+                            "-o", str(output)], capsys)
+        assert code == 0, err
+        result = np.asarray(Image.open(output))
+        assert result.shape == (4, 16)
+        kept = pixels[:4, :8] if task == "rows" else pixels[:2]
+        np.testing.assert_array_equal(result[:kept.shape[0], :kept.shape[1]], kept)
+        record = json.loads(output.with_name(output.name + ".json").read_text())
+        assert record["prompt"]["task"] == task and record["params"] == {"width": None}
+
+
+def test_audio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tone = (np.sin(np.arange(800) / 5) * 12000).astype(np.int16)
+    prompt = tmp_path / "tone.wav"
+    soundfile.write(prompt, tone, 16000)
+    output = tmp_path / "tone-out.wav"
+    code, _, err = run(["sample", "-c", "flac", "--prompt", str(prompt), "--modality", "audio",
+                        "--seconds", "0.025", "--length", "6", "-o", str(output)], capsys)
+    assert code == 0, err
+    samples, rate = soundfile.read(output, dtype="int16")
+    assert rate == 16000 and len(samples) == 400 + 6
+    np.testing.assert_array_equal(samples[:400] >> 8, tone[:400] >> 8)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--prompt", "MISSING"], "not found"),
+    (["--prompt", "EMPTY"], "prompt is empty"),
+    (["--prompt", "TEXT", "--modality", "image"], "cannot read image"),
+    (["--prompt", "TEXT", "--modality", "audio"], "cannot read audio"),
+    (["--prompt", "TEXT", "--modality", "video"], "unknown modality"),
+    (["--prompt", "TEXT", "--temperature", "-1"], "temperature"),
+    (["--prompt", "TEXT", "--top-k", "0"], "top-k"),
+    (["--prompt", "TEXT", "--horizon", "4"], "lookahead sampler only"),
+    (["--prompt", "TEXT", "--sampler", "lookahead", "--horizon", "0"], "horizon"),
+    (["--prompt", "TEXT", "--sampler", "exact"], "model compressor"),
+    (["--prompt", "TEXT", "--sampler", "beam"], "unknown sampler"),
+    (["--prompt", "TEXT", "--offset", "9999"], "outside"),
+    (["--prompt", "TEXT", "--prompt-bytes", "0"], "prompt-bytes"),
+    (["--prompt", "TEXT", "--crop", "0,0,4,4"], "--crop applies to --modality image"),
+    (["--prompt", "TEXT", "--modality", "image", "--length", "5"], "does not apply"),
+    (["--prompt", "TEXT", "--param", "level=99"], "level"),
+    (["--prompt", "TEXT", "-c", "nosuch"], "unknown compressor"),
+])
+def test_bad_input_is_one_line_and_exit_2(arguments: list[str], message: str, tmp_path: Path,
+                                          text_prompt: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.txt").write_bytes(b"")
+    replacements = {"MISSING": str(tmp_path / "missing.txt"), "TEXT": str(text_prompt),
+                    "EMPTY": str(tmp_path / "empty.txt")}
+    arguments = [replacements.get(argument, argument) for argument in arguments]
+    if "-c" not in arguments:
+        arguments = ["-c", "gzip", *arguments]
+    output = tmp_path / "out.bin"
+    code, _, err = run(["sample", *arguments, "-o", str(output)], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err, err
+    assert not output.exists() and not (tmp_path / "out.bin.json").exists()

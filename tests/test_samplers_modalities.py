@@ -1,0 +1,136 @@
+"""Images and audio as prompts: loading the paper's way, continuing, and the PNG layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from gencomp import get_compressor
+from gencomp.errors import UsageError
+from samplers import sample_continuation
+from samplers.modalities import (
+    ImagePng,
+    audio_wav_bytes,
+    continue_audio,
+    continue_image_rows,
+    continue_patch,
+    for_width,
+    load_audio_prompt,
+    load_image_prompt,
+)
+
+
+@pytest.fixture(scope="module")
+def small_image() -> np.ndarray:
+    rows, columns = np.mgrid[0:6, 0:16]
+    return ((rows * 20 + columns * 7) % 256).astype(np.uint8)
+
+
+def test_load_image_prompt_is_the_mean_of_rgb(data_dir: Path, tmp_path: Path) -> None:
+    jpeg = sorted((data_dir / "imagenet").glob("*.JPEG"))[0]
+    image = load_image_prompt(jpeg)
+    assert image.dtype == np.uint8 and image.ndim == 2
+    rgb = np.asarray(Image.open(jpeg).convert("RGB"), dtype=np.float64)
+    np.testing.assert_array_equal(image, np.mean(rgb, axis=-1).astype(np.uint8))
+    image[0, 0] ^= 0xFF  # a copy: the loader's cache is untouched
+    assert load_image_prompt(jpeg)[0, 0] != image[0, 0]
+
+
+def test_load_image_prompt_refuses_what_is_not_an_image(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    with pytest.raises(UsageError, match="cannot read image"):
+        load_image_prompt(text)
+    with pytest.raises(UsageError, match="not found"):
+        load_image_prompt(tmp_path / "missing.png")
+
+
+def test_load_audio_prompt_librispeech(data_dir: Path) -> None:
+    flac = sorted((data_dir / "librispeech").rglob("*.flac"))[0]
+    samples = load_audio_prompt(flac, seconds=0.1)
+    assert samples.dtype == np.uint8 and samples.shape == (1600,)
+    original, rate = soundfile.read(flac, frames=1600, dtype="int16")
+    assert rate == 16000
+    np.testing.assert_array_equal(samples, ((original >> 8) + 128).astype(np.uint8))
+
+
+def test_load_audio_prompt_mixes_and_resamples(tmp_path: Path) -> None:
+    tone = (np.sin(np.arange(8000) / 8000 * 2 * np.pi * 50) * 20000).astype(np.int16)
+    path = tmp_path / "stereo8k.wav"
+    soundfile.write(path, np.stack([tone, tone], axis=1), 8000, subtype="PCM_16")
+    samples = load_audio_prompt(path)
+    assert samples.shape == (16000,)  # one second at 16 kHz
+    assert abs(int(samples.max()) - (20000 // 256 + 128)) <= 1
+    with pytest.raises(UsageError, match="cannot read audio"):
+        (tmp_path / "x.wav").write_bytes(b"RIFF garbage")
+        load_audio_prompt(tmp_path / "x.wav")
+
+
+def test_wav_round_trip(tmp_path: Path) -> None:
+    samples = np.arange(256, dtype=np.uint8)
+    path = tmp_path / "a.wav"
+    path.write_bytes(audio_wav_bytes(samples))
+    np.testing.assert_array_equal(load_audio_prompt(path), samples)
+
+
+def test_png_scores_partial_images_without_a_padding_artifact() -> None:
+    image_png = for_width(get_compressor("png"), 16)
+    assert isinstance(image_png, ImagePng) and image_png.params == {"width": 16}
+    gzip = get_compressor("gzip")
+    assert for_width(gzip, 16) is gzip
+    data = bytes(range(100, 140))
+    # Shorter than a row: a row of its own length.
+    assert image_png.code_length_bits(data[:10]) == \
+        get_compressor("png", width=10).code_length_bits(data[:10])
+    # A partial last row is completed by the pixels above it, not by zeros.
+    completed = data[:20] + data[4:16]  # row 1 has 4 pixels; 12 come from row 0
+    assert len(completed) == 32
+    assert image_png.code_length_bits(data[:20]) == \
+        get_compressor("png", width=16).code_length_bits(completed)
+    # Files are plain PNG at the image width.
+    assert image_png.decompress(image_png.compress(data[:20])) == data[:20]
+    assert image_png.compress(data[:20]) == get_compressor("png", width=16).compress(data[:20])
+
+
+@pytest.mark.parametrize("name", ["png", "gzip"])
+def test_continue_image_rows_keeps_first_halves(name: str, small_image: np.ndarray) -> None:
+    compressor = get_compressor(name)
+    result = continue_image_rows(compressor, small_image, seed=3)
+    assert result.shape == small_image.shape and result.dtype == np.uint8
+    np.testing.assert_array_equal(result[:, :8], small_image[:, :8])
+    np.testing.assert_array_equal(result, continue_image_rows(compressor, small_image, seed=3))
+    # Row r is the continuation of its first half alone, sampled with seed + r.
+    layout = for_width(compressor, 16)
+    row = sample_continuation(layout, small_image[2, :8].tobytes(), 8, seed=5)
+    np.testing.assert_array_equal(result[2, 8:], np.frombuffer(row, dtype=np.uint8))
+
+
+def test_continue_image_rows_with_rows_above(small_image: np.ndarray) -> None:
+    png = get_compressor("png")
+    result = continue_image_rows(png, small_image, seed=0, rows_above=2, sampler="lookahead",
+                                 horizon=4)
+    row = sample_continuation(for_width(png, 16), small_image[1:3].tobytes()
+                              + small_image[3, :8].tobytes(), 8, "lookahead", horizon=4,
+                              seed=3)
+    np.testing.assert_array_equal(result[3, 8:], np.frombuffer(row, dtype=np.uint8))
+
+
+def test_continue_patch(small_image: np.ndarray) -> None:
+    result = continue_patch(get_compressor("png"), small_image, rows_given=4, seed=1)
+    np.testing.assert_array_equal(result[:4], small_image[:4])
+    assert result.shape == small_image.shape
+    with pytest.raises(UsageError, match="rows_given"):
+        continue_patch(get_compressor("png"), small_image, rows_given=7)
+
+
+def test_continue_audio() -> None:
+    samples = (128 + 40 * np.sin(np.arange(400) / 6)).astype(np.uint8)
+    result = continue_audio(get_compressor("flac"), samples, 5, seed=2)
+    assert result.shape == (405,)
+    np.testing.assert_array_equal(result[:400], samples)
+    with pytest.raises(UsageError, match="1-D uint8"):
+        continue_audio(get_compressor("flac"), samples.astype(np.int16), 5)
