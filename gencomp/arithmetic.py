@@ -63,7 +63,7 @@ class Decoder:
         """The next symbol, coded under `probabilities` (alphabet,)."""
         try:
             return int(self._coder.decode(_CATEGORICAL, probabilities[None, :])[0])
-        except (ValueError, RuntimeError) as error:  # constriction's invalid-data errors
+        except (ValueError, RuntimeError, AssertionError) as error:  # constriction: bad data
             raise CorruptPayloadError(f"arithmetic decoder failed: {error}") from error
 
 

@@ -42,6 +42,11 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _interrupted() -> int:
+    print("gencomp: interrupted", file=sys.stderr)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
     global _debug
@@ -55,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _fail(str(error))
     except (typer.Abort, KeyboardInterrupt):
-        print("gencomp: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except TyperException as error:  # typer's own usage errors: bad options, missing args
         return _fail(getattr(error, "format_message", error.__str__)())
+    if result == 130:  # typer catches Ctrl-C itself: not standalone, it returns Exit(130)'s code
+        return _interrupted()
     return result if isinstance(result, int) else 0

@@ -54,6 +54,8 @@ from predictors.base import Predictor
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CHECKPOINT_FORMAT = "gencomp-transformer"
 CHECKPOINT_VERSION = 1
+#: Longest context a checkpoint may declare (the paper's models use 2048).
+MAX_CONTEXT_LENGTH = 1 << 16
 BEGIN_TOKEN = 0
 #: Torch threads used while stepping (see the module docstring). Parallelism across
 #: chunks comes from coding independent batch groups in separate worker processes.
@@ -101,7 +103,7 @@ PRESETS: dict[str, TransformerConfig] = {
 
 def preset(size: str) -> TransformerConfig:
     """The config of a named size ("200k", "800K", "3.2M": case does not matter)."""
-    config = PRESETS.get(size.lower())
+    config = PRESETS.get(size.lower()) if isinstance(size, str) else None  # from a header
     if config is None:
         raise UsageError(f"unknown transformer size {size!r}; available: {', '.join(PRESETS)}")
     return config
@@ -235,6 +237,8 @@ def resolve_device(device: str) -> torch.device:
         resolved = torch.device(device)
     except RuntimeError as error:
         raise UsageError(f"unknown device {device!r}") from error
+    if resolved.type not in ("cpu", "cuda"):  # e.g. "meta" holds no data: it cannot decode
+        raise UsageError(f"unsupported device {device!r}; use auto, cpu or cuda")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("device cuda requested but CUDA is not available")
     return resolved
@@ -349,7 +353,8 @@ def load_checkpoint(path: str | Path) -> tuple[TransformerModel, dict[str, Any]]
             raise ValueError(f"format is {record.get('format')!r}, not {CHECKPOINT_FORMAT!r}")
         config = TransformerConfig.from_dict(record["config"])
         expected_sha256 = record["weights_sha256"]
-    except (ValueError, KeyError, TypeError, AttributeError, UsageError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError,
+            UsageError) as error:
         raise CheckpointError(f"bad checkpoint config {config_path}: {error}") from error
     weights = path.read_bytes()
     if hashlib.sha256(weights).hexdigest() != expected_sha256:
@@ -359,8 +364,26 @@ def load_checkpoint(path: str | Path) -> tuple[TransformerModel, dict[str, Any]]
         tensors = safetensors.torch.load(weights)
     except (SafetensorError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"corrupt checkpoint {path}: {error}") from error
+    check_fits(config, tensors, path)
     model = TransformerModel(config)
-    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    model.load_state_dict({name: tensor.float() for name, tensor in tensors.items()})
+    return model, record
+
+
+def check_fits(config: TransformerConfig, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse a config that the file's tensors do not fit, before building the model: the
+    config can declare any size, while the tensors are real bytes. Depth, width and context
+    are checked first, so that even the shape-only (meta) model built next stays small."""
+    blocks = {name.split(".")[1] for name in tensors if name.startswith("blocks.")}
+    embedding = tensors.get("embedding.weight")
+    if (len(blocks) != config.num_layers or embedding is None or embedding.ndim != 2
+            or embedding.shape[1] != config.embedding_dim
+            or config.context_length > MAX_CONTEXT_LENGTH):
+        raise CheckpointError(f"checkpoint {path} does not fit its config (depth, width or "
+                              "context length)")
+    with torch.device("meta"):
+        skeleton = TransformerModel(config)
+    expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
     found = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
     if expected != found:
         problems = sorted(
@@ -370,8 +393,6 @@ def load_checkpoint(path: str | Path) -> tuple[TransformerModel, dict[str, Any]]
         )
         raise CheckpointError(f"checkpoint {path} does not fit its config "
                               f"({len(problems)} mismatches, e.g. {problems[0]})")
-    model.load_state_dict({name: tensor.float() for name, tensor in tensors.items()})
-    return model, record
 
 
 def load_pretrained(size: str = "200k", checkpoint: str | None = None,

@@ -5,20 +5,33 @@ each 8-bit sample widened to 16 bits ((b − 128) << 8). FLAC notices the 8 alwa
 bits ("wasted bits") and codes them almost for free, so this reproduces the paper's Table 1
 FLAC rows. `sample_bits=8` writes native signed 8-bit FLAC (PCM_S8): a few bytes smaller
 headers, the same predictor.
+
+Decoding trusts nothing in the payload: the STREAMINFO block is checked (mono, our sample
+width and rate, a declared length within the limit) before libsndfile sees the bytes,
+samples are read in blocks so memory follows what really decodes, and the decoded samples
+must match STREAMINFO's MD5 signature (libsndfile does not check it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import Any
 
 import numpy as np
 import soundfile
 
+from gencomp.codecs.bytestream import DEFAULT_MAX_OUTPUT_BYTES
 from gencomp.compressor import Compressor, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 
 _SUBTYPES = {16: "PCM_16", 8: "PCM_S8"}
+_MAGIC = b"fLaC"
+#: The first metadata block, STREAMINFO: a 4-byte block header (last-block flag, type 0,
+#: length 34) and 34 bytes.
+_STREAMINFO = slice(4, 42)
+_STREAMINFO_HEADERS = (b"\x00\x00\x00\x22", b"\x80\x00\x00\x22")
+_READ_BLOCK_SAMPLES = 1 << 16
 
 
 @register("flac", "FLAC (libsndfile): bytes as 8-bit 16 kHz mono audio")
@@ -49,20 +62,48 @@ class FlacCompressor(Compressor):
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         if not payload:
             return b""
+        limit = DEFAULT_MAX_OUTPUT_BYTES if max_output_bytes is None else max_output_bytes
+        declared, md5 = self._check_streaminfo(payload)
+        if declared > limit:
+            raise SizeLimitError(f"flac: {declared} samples are over the limit of {limit}")
+        blocks = []
+        decoded = 0
         try:
             with soundfile.SoundFile(io.BytesIO(payload)) as audio:
-                if audio.format != "FLAC" or audio.channels != 1:
-                    raise CorruptPayloadError("flac: expected mono FLAC")
-                declared = audio.frames
-                if max_output_bytes is not None and declared > max_output_bytes:
-                    raise SizeLimitError(f"flac: {declared} samples are over the limit")
-                samples = audio.read(dtype="int16")
-        except (SizeLimitError, CorruptPayloadError):
-            raise
+                while decoded < declared:
+                    block = audio.read(min(_READ_BLOCK_SAMPLES, declared - decoded),
+                                       dtype="int16")
+                    if not len(block):
+                        break
+                    blocks.append(block)
+                    decoded += len(block)
         except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
             raise CorruptPayloadError(f"flac: corrupt payload ({error})") from error
-        if len(samples) != declared:
-            raise TruncatedError(f"flac: {len(samples)} of {declared} samples decoded")
+        if decoded != declared:
+            raise TruncatedError(f"flac: {decoded} of {declared} samples decoded")
+        samples = np.concatenate(blocks)
         if np.any(samples & 0xFF):
             raise CorruptPayloadError("flac: samples are not 8-bit values")
+        # STREAMINFO's MD5 is over the samples at their coded width, little-endian.
+        coded = (samples >> 8).astype(np.int8) if self.sample_bits == 8 else samples.astype("<i2")
+        if hashlib.md5(coded.tobytes()).digest() != md5:
+            raise CorruptPayloadError("flac: decoded samples do not match the MD5 signature")
         return ((samples >> 8) + 128).astype(np.uint8).tobytes()
+
+    def _check_streaminfo(self, payload: bytes) -> tuple[int, bytes]:
+        """(declared sample count, MD5) from a STREAMINFO that matches what we write."""
+        streaminfo = payload[_STREAMINFO]
+        if not payload.startswith(_MAGIC) or streaminfo[:4] not in _STREAMINFO_HEADERS:
+            raise CorruptPayloadError("flac: payload does not start with a FLAC STREAMINFO")
+        fields = int.from_bytes(streaminfo[14:22], "big")
+        sample_rate = fields >> 44
+        channels = (fields >> 41 & 0x7) + 1
+        sample_bits = (fields >> 36 & 0x1F) + 1
+        declared = fields & (1 << 36) - 1
+        if (channels, sample_bits, sample_rate) != (1, self.sample_bits, self.sample_rate):
+            raise CorruptPayloadError(
+                f"flac: expected mono {self.sample_bits}-bit audio at {self.sample_rate} Hz, "
+                f"got {channels} channels of {sample_bits}-bit at {sample_rate} Hz")
+        if declared == 0:
+            raise CorruptPayloadError("flac: stream does not declare its length")
+        return declared, streaminfo[22:38]

@@ -17,6 +17,9 @@ from gencomp.codecs.bytestream import ByteStreamCompressor
 from gencomp.compressor import register
 
 _RAW_FORMAT = lzma.FORMAT_RAW
+#: Decoder memory allowed for an .xz file, whose block header declares its dictionary size
+#: (up to 4 GiB, allocated before decoding). Preset 9 needs 65 MiB.
+XZ_DECODER_MEMLIMIT = 1 << 28
 
 
 @register("lzma2", "LZMA2: .xz container for files, raw LZMA2 for code lengths",
@@ -56,6 +59,6 @@ class Lzma2Compressor(ByteStreamCompressor):
         if self.container == "raw":
             decoder = lzma.LZMADecompressor(format=_RAW_FORMAT, filters=self._raw_filters)
         else:
-            decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+            decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=XZ_DECODER_MEMLIMIT)
         output = decoder.decompress(payload, max_output)
         return output, decoder.eof, len(decoder.unused_data)

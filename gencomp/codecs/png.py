@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import io
 import math
+import struct
+import zlib
 from typing import Any
 
 from PIL import Image, PngImagePlugin
 
+from gencomp.codecs.bytestream import DEFAULT_MAX_OUTPUT_BYTES
 from gencomp.compressor import Compressor, register
-from gencomp.errors import CorruptPayloadError, SizeLimitError
+from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 
 _PADDING_KEY = "gencomp-padding"
-_IEND_CHUNK = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_CHUNK_HEAD = struct.Struct(">I4s")
+_CHUNK_CRC = struct.Struct(">I")
+#: Deflate expands at most 1032:1, so n bytes of PNG hold at most 1032·n pixels.
+_DEFLATE_MAX_RATIO = 1032
 
 
 def closest_factors(length: int) -> tuple[int, int]:
@@ -67,24 +74,54 @@ class PngCompressor(Compressor):
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         if not payload:
             return b""
-        if not payload.endswith(_IEND_CHUNK):
-            raise CorruptPayloadError("png: payload does not end with an IEND chunk")
+        limit = DEFAULT_MAX_OUTPUT_BYTES if max_output_bytes is None else max_output_bytes
+        columns, rows = check_chunks(payload)
+        # The last row holds fewer than `columns` bytes of data, the rest is padding.
+        if columns * rows > limit + columns:
+            raise SizeLimitError(f"png: a {columns}x{rows} image is over the limit of {limit}")
+        if columns * rows > _DEFLATE_MAX_RATIO * len(payload):
+            raise CorruptPayloadError(f"png: declares a {columns}x{rows} image, more than "
+                                      f"{len(payload)} bytes can hold")
         try:
-            image = Image.open(io.BytesIO(payload), formats=["PNG"])
-            columns, rows = image.size
-            if max_output_bytes is not None and columns * rows > max_output_bytes + columns:
-                raise SizeLimitError(f"png: a {columns}x{rows} image is over the limit")
+            # PngImageFile, not Image.open: our limit replaces Pillow's pixel-count check,
+            # which would refuse (and warn about) large images we wrote ourselves.
+            image = PngImagePlugin.PngImageFile(io.BytesIO(payload))
             if image.mode != "L":
                 raise CorruptPayloadError(f"png: expected a grayscale image, got {image.mode}")
             padding = int(image.text.get(_PADDING_KEY, "0"))
             pixels = image.tobytes()
-        except (SizeLimitError, CorruptPayloadError):
+        except CorruptPayloadError:
             raise
         except Exception as error:  # Pillow reports malformed files through many types
             raise CorruptPayloadError(f"png: corrupt payload ({error})") from error
         if not 0 <= padding < max(columns, 1) or padding > len(pixels):
             raise CorruptPayloadError(f"png: bad padding {padding}")
         output = pixels[: len(pixels) - padding]
-        if max_output_bytes is not None and len(output) > max_output_bytes:
-            raise SizeLimitError(f"png: payload expands past the limit of {max_output_bytes}")
+        if len(output) > limit:
+            raise SizeLimitError(f"png: payload expands past the limit of {limit}")
         return output
+
+
+def check_chunks(payload: bytes) -> tuple[int, int]:
+    """Check the chunk structure and every chunk's CRC-32 (Pillow does not check the pixel
+    data's, so damaged pixels would decode silently); return (columns, rows) from IHDR."""
+    if not payload.startswith(_SIGNATURE):
+        raise CorruptPayloadError("png: payload is not a PNG (bad signature)")
+    view = memoryview(payload)
+    chunk_types = []
+    position = len(_SIGNATURE)
+    while position < len(payload):
+        if position + _CHUNK_HEAD.size + _CHUNK_CRC.size > len(payload):
+            raise TruncatedError("png: payload is truncated")
+        length, chunk_type = _CHUNK_HEAD.unpack_from(payload, position)
+        data_end = position + _CHUNK_HEAD.size + length
+        if data_end + _CHUNK_CRC.size > len(payload):
+            raise TruncatedError(f"png: {chunk_type!r} chunk runs past the end of the payload")
+        (stored_crc,) = _CHUNK_CRC.unpack_from(payload, data_end)
+        if zlib.crc32(view[position + 4 : data_end]) != stored_crc:
+            raise CorruptPayloadError(f"png: {chunk_type!r} chunk fails its CRC-32")
+        chunk_types.append(chunk_type)
+        position = data_end + _CHUNK_CRC.size
+    if not chunk_types or chunk_types[0] != b"IHDR" or chunk_types[-1] != b"IEND":
+        raise CorruptPayloadError("png: payload must start with IHDR and end with IEND")
+    return struct.unpack_from(">II", payload, len(_SIGNATURE) + _CHUNK_HEAD.size)

@@ -93,6 +93,10 @@ def compress_bench(
         if resume and run_name is None:
             raise UsageError("--resume needs the run's folder: -o DIR or --run-name NAME")
         output = Path("outputs") / "bench" / (run_name or time.strftime("%Y%m%d-%H%M%S"))
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"output is not a folder: {output}")
     executor = _choose_executor(executor, workers, scheduler)
     settings = BenchSettings(
         compressors=choose_compressors(compressor, parse_compressor_params(param)),

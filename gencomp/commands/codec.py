@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -13,7 +12,7 @@ from rich.table import Table
 from gencomp.compressor import compressor_specs, get_compressor
 from gencomp.container import pack, unpack
 from gencomp.errors import UnknownCompressorError, UsageError
-from gencomp.fileio import STDIO, check_writable, read_input, write_output
+from gencomp.fileio import STDIO, check_distinct, check_writable, read_input, write_output
 
 SUFFIX = ".gcz"
 
@@ -43,13 +42,6 @@ def _default_output(input_path: str, compressing: bool) -> str:
     return input_path + ".out"
 
 
-def _check_distinct(input_path: str, output_path: str) -> None:
-    if STDIO in (input_path, output_path):
-        return
-    if Path(output_path).resolve() == Path(input_path).resolve():
-        raise UsageError(f"output would overwrite the input: {output_path}")
-
-
 def compress(
     input_path: str = typer.Argument(..., metavar="IN", help="File to compress ('-': stdin)."),
     output: str | None = typer.Option(None, "-o", "--output", help="Output (default IN.gcz)."),
@@ -69,7 +61,7 @@ def compress(
         params[spec.level_param] = level
     compressor = get_compressor(compressor_name, **params)
     output_path = output or _default_output(input_path, compressing=True)
-    _check_distinct(input_path, output_path)
+    check_distinct(input_path, output_path)
     check_writable(output_path, force)
     write_output(output_path, pack(compressor, read_input(input_path)), force=force)
 
@@ -82,7 +74,7 @@ def decompress(
 ) -> None:
     """Decompress a .gcz container, verifying its checksums."""
     output_path = output or _default_output(input_path, compressing=False)
-    _check_distinct(input_path, output_path)
+    check_distinct(input_path, output_path)
     check_writable(output_path, force)
     write_output(output_path, unpack(read_input(input_path)), force=force)
 

@@ -98,7 +98,10 @@ def _progress(console: Console) -> Progress:
 @contextlib.contextmanager
 def _temporary_path(folder: Path, name: str) -> Iterator[Path]:
     """A fresh temporary path next to where `name` will go; removed unless renamed."""
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create the cache folder {folder}: {error.strerror}") from error
     path = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder))
     try:
         yield path / name

@@ -22,7 +22,7 @@ import typer
 from gencomp.commands.codec import parse_params
 from gencomp.compressor import Compressor, get_compressor
 from gencomp.errors import UsageError
-from gencomp.fileio import check_writable, read_input, write_output, write_text
+from gencomp.fileio import check_distinct, check_writable, read_input, write_output, write_text
 from samplers.continuation import (
     SAMPLERS,
     check_settings,
@@ -167,8 +167,9 @@ def sample(
     output_path = Path(output) if output else _default_output(prompt, modality,
                                                               compressor_name, settings)
     metadata_path = output_path.with_name(output_path.name + ".json")
-    check_writable(output_path, force)
-    check_writable(metadata_path, force)
+    for path in (output_path, metadata_path):
+        check_distinct(prompt, path)
+        check_writable(path, force)
 
     start = time.perf_counter()
     if modality == "text":
