@@ -1,7 +1,86 @@
-"""Placeholder until this command group lands."""
+"""`gencomp render`: build the gallery page of what each compressor generates."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
 
 import typer
 
+from gencomp.errors import UsageError
+
+
+def _names(text: str | None, option: str) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise UsageError(f"{option} needs at least one name")
+    return names
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    height, separator, width = text.lower().partition("x")
+    if not separator or not height.isdigit() or not width.isdigit():
+        raise UsageError(f"--image-size takes HEIGHTxWIDTH, e.g. 32x64; got {text!r}")
+    return int(height), int(width)
+
+
+def render(
+    output: Path = typer.Option(Path("outputs") / "gallery", "-o", "--output",
+                                help="Gallery folder (index.html and its files)."),
+    data_dir: Path = typer.Option(None, "--data-dir",
+                                  help="Data folder for the default prompts (default: "
+                                       "$GENCOMP_DATA, then ../shared/data)."),
+    image: Path = typer.Option(None, "--image", help="Image prompt (default: an ImageNet zebra)."),
+    audio: Path = typer.Option(None, "--audio", help="WAV/FLAC prompt (default: LibriSpeech)."),
+    text: Path = typer.Option(None, "--text", help="Text prompt (default: enwik8)."),
+    modalities: str = typer.Option("image,audio,text", "--modalities",
+                                   help="Which of image,audio,text to render."),
+    compressors: str = typer.Option(None, "--compressors",
+                                    help="Comma-separated (default: gzip,lzma2,png,flac and "
+                                         "cm,transformer if registered)."),
+    samplers: str = typer.Option("code-length", "--samplers",
+                                 help="Comma-separated: code-length, lookahead, exact."),
+    horizon: int = typer.Option(8, "--horizon", help="Bytes the lookahead sampler scores."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
+    image_size: str = typer.Option("32x64", "--image-size",
+                                   help="Image region HEIGHTxWIDTH (the image centre, "
+                                        "downscaled)."),
+    audio_prompt: float = typer.Option(0.064, "--audio-prompt",
+                                       help="Seconds of audio given (0.064 s = 1024 samples, "
+                                            "half the paper's 2048-byte chunk)."),
+    audio_length: float = typer.Option(0.064, "--audio-length",
+                                       help="Seconds of audio generated."),
+    text_offset: int = typer.Option(None, "--text-offset",
+                                    help="Where the text prompt starts (default: 0; "
+                                         "2000000 in the default enwik8)."),
+    prompt_bytes: int = typer.Option(1024, "--prompt-bytes", help="Bytes of text given."),
+    length: int = typer.Option(100, "--length", help="Bytes of text generated."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same gallery)."),
+    bench_dir: Path = typer.Option(Path("outputs") / "bench", "--bench-dir",
+                                   help="Where compress-bench runs are (newest one is shown)."),
+    no_bench: bool = typer.Option(False, "--no-bench", help="Leave the benchmark out."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing gallery."),
+) -> None:
+    """Sample an image, a speech clip and a text with each compressor; write a gallery page."""
+    # Imported here: the gallery loads the samplers and matplotlib, which other commands
+    # (and `gencomp --help`) need not pay for.
+    from gencomp.render.gallery import build_gallery, default_settings
+
+    settings = default_settings(
+        data_dir,
+        image=image, audio=audio, text=text,
+        modalities=_names(modalities, "--modalities"),
+        compressors=_names(compressors, "--compressors"),
+        samplers=_names(samplers, "--samplers"), horizon=horizon, temperature=temperature,
+        image_size=_image_size(image_size),
+        audio_prompt_seconds=audio_prompt, audio_seconds=audio_length,
+        text_offset=text_offset, prompt_bytes=prompt_bytes, length=length, seed=seed,
+    )
+    settings = dataclasses.replace(settings, bench_dir=None if no_bench else bench_dir)
+    build_gallery(settings, output, force=force)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command()(render)
