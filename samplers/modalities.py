@@ -169,11 +169,3 @@ def image_png_bytes(image: np.ndarray) -> bytes:
     with io.BytesIO() as buffer:
         Image.fromarray(image).save(buffer, format="PNG")
         return buffer.getvalue()
-
-
-def audio_wav_bytes(samples: np.ndarray) -> bytes:
-    """8-bit unsigned samples as a 16 kHz 8-bit WAV file's bytes (for saving samples)."""
-    with io.BytesIO() as buffer:
-        soundfile.write(buffer, (samples.astype(np.int16) - 128) << 8, SAMPLE_RATE,
-                        format="WAV", subtype="PCM_U8")
-        return buffer.getvalue()

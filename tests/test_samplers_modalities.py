@@ -11,10 +11,10 @@ from PIL import Image
 
 from gencomp import get_compressor
 from gencomp.errors import UsageError
+from gencomp.render import wav_bytes
 from samplers import sample_continuation
 from samplers.modalities import (
     ImagePng,
-    audio_wav_bytes,
     continue_audio,
     continue_image_rows,
     continue_patch,
@@ -73,7 +73,7 @@ def test_load_audio_prompt_mixes_and_resamples(tmp_path: Path) -> None:
 def test_wav_round_trip(tmp_path: Path) -> None:
     samples = np.arange(256, dtype=np.uint8)
     path = tmp_path / "a.wav"
-    path.write_bytes(audio_wav_bytes(samples))
+    path.write_bytes(wav_bytes(samples))
     np.testing.assert_array_equal(load_audio_prompt(path), samples)
 
 

@@ -23,6 +23,7 @@ from gencomp.commands.codec import parse_params
 from gencomp.compressor import Compressor, get_compressor
 from gencomp.errors import UsageError
 from gencomp.fileio import check_distinct, check_writable, read_input, write_output, write_text
+from gencomp.render import wav_bytes
 from samplers.continuation import (
     SAMPLERS,
     check_settings,
@@ -31,7 +32,6 @@ from samplers.continuation import (
 )
 from samplers.modalities import (
     SAMPLE_RATE,
-    audio_wav_bytes,
     continue_audio,
     continue_image_rows,
     continue_patch,
@@ -240,7 +240,7 @@ def _sample_audio(compressor: Compressor, prompt: str, seconds: float | None, le
     if not len(samples):
         raise UsageError(f"the audio prompt is empty: {prompt}")
     result = continue_audio(compressor, samples, length, progress=progress, **settings)
-    return audio_wav_bytes(result), {
+    return wav_bytes(result), {
         "prompt": {"samples": len(samples), "seconds": len(samples) / SAMPLE_RATE,
                    "sha256": _digest(samples.tobytes())},
         "sample": {"samples": length, "sha256": _digest(result[len(samples):].tobytes())},
