@@ -35,6 +35,23 @@ if TYPE_CHECKING:
     from predictors.base import Predictor
 
 
+#: How much a codec decodes when the caller sets no limit (4 GiB): every decoder is capped.
+DEFAULT_MAX_OUTPUT_BYTES = 1 << 32
+
+
+def output_limit(max_output_bytes: int | None) -> int:
+    """The cap a `decompress` call honours: the caller's, or the default."""
+    return DEFAULT_MAX_OUTPUT_BYTES if max_output_bytes is None else max_output_bytes
+
+
+def check_int_range(value: Any, lowest: int, highest: int, what: str) -> int:
+    """`value` if it is an int (not a bool) in [lowest, highest]; else a ValueError, which
+    `get_compressor` reports as a usage error."""
+    if not isinstance(value, int) or isinstance(value, bool) or not lowest <= value <= highest:
+        raise ValueError(f"{what} must be an integer from {lowest} to {highest}, got {value!r}")
+    return value
+
+
 class Compressor(ABC):
     """A lossless compressor that also reports its code lengths.
 

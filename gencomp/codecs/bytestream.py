@@ -28,13 +28,11 @@ import brotli
 import numpy as np
 import zstandard
 
-from gencomp.compressor import Compressor, register
+from gencomp.compressor import Compressor, check_int_range, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 
 #: A streaming decoder step: (payload, max_output) -> (output, finished, unused_input_length).
 StreamDecoder = Callable[[bytes, int], tuple[bytes, bool, int]]
-
-DEFAULT_MAX_OUTPUT_BYTES = 1 << 32
 
 #: Below this much input to recompress per scoring call, threads cost more than they save.
 PARALLEL_MIN_BYTES = 1 << 16
@@ -97,7 +95,7 @@ class ByteStreamCompressor(Compressor):
         """Decode at most `max_output` bytes; return (output, stream ended, unused bytes)."""
 
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
-        limit = DEFAULT_MAX_OUTPUT_BYTES if max_output_bytes is None else max_output_bytes
+        limit = output_limit(max_output_bytes)
         try:
             output, finished, unused = self._decode_stream(payload, limit + 1)
         except self.library_errors as error:
@@ -111,12 +109,6 @@ class ByteStreamCompressor(Compressor):
         return output
 
 
-def _check_level(level: int, lowest: int, highest: int, what: str = "level") -> int:
-    if not isinstance(level, int) or isinstance(level, bool) or not lowest <= level <= highest:
-        raise ValueError(f"{what} must be an integer from {lowest} to {highest}, got {level!r}")
-    return level
-
-
 @register("gzip", "DEFLATE in the gzip format (zlib), as the paper's gzip -9", level_param="level")
 class GzipCompressor(ByteStreamCompressor):
     """gzip via zlib with a fixed header (mtime 0), so equal inputs give equal bytes."""
@@ -126,7 +118,7 @@ class GzipCompressor(ByteStreamCompressor):
     GZIP_WBITS = 31
 
     def __init__(self, level: int = 9) -> None:
-        self.level = _check_level(level, 0, 9)
+        self.level = check_int_range(level, 0, 9, "level")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -179,7 +171,7 @@ class Bz2Compressor(ByteStreamCompressor):
     library_errors = (OSError, ValueError, EOFError)
 
     def __init__(self, level: int = 9) -> None:
-        self.level = _check_level(level, 1, 9)
+        self.level = check_int_range(level, 1, 9, "level")
 
     @property
     def params(self) -> dict[str, Any]:
@@ -203,7 +195,7 @@ class ZstdCompressor(ByteStreamCompressor):
     library_errors = (zstandard.ZstdError,)
 
     def __init__(self, level: int = 19) -> None:
-        self.level = _check_level(level, 1, 22)
+        self.level = check_int_range(level, 1, 22, "level")
         self._compressor = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
 
     @property
@@ -246,7 +238,7 @@ class BrotliCompressor(ByteStreamCompressor):
     library_errors = (brotli.error,)
 
     def __init__(self, quality: int = 11) -> None:
-        self.quality = _check_level(quality, 0, 11, "quality")
+        self.quality = check_int_range(quality, 0, 11, "quality")
 
     @property
     def params(self) -> dict[str, Any]:

@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from gencomp.codecs.bytestream import DEFAULT_MAX_OUTPUT_BYTES
-from gencomp.compressor import Compressor, register
+from gencomp.compressor import Compressor, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 
 _SUBTYPES = {16: "PCM_16", 8: "PCM_S8"}
@@ -62,7 +61,7 @@ class FlacCompressor(Compressor):
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         if not payload:
             return b""
-        limit = DEFAULT_MAX_OUTPUT_BYTES if max_output_bytes is None else max_output_bytes
+        limit = output_limit(max_output_bytes)
         declared, md5 = self._check_streaminfo(payload)
         if declared > limit:
             raise SizeLimitError(f"flac: {declared} samples are over the limit of {limit}")

@@ -14,7 +14,7 @@ import lzma
 from typing import Any
 
 from gencomp.codecs.bytestream import ByteStreamCompressor
-from gencomp.compressor import register
+from gencomp.compressor import check_int_range, register
 
 _RAW_FORMAT = lzma.FORMAT_RAW
 #: Decoder memory allowed for an .xz file, whose block header declares its dictionary size
@@ -31,8 +31,7 @@ class Lzma2Compressor(ByteStreamCompressor):
     library_errors = (lzma.LZMAError, EOFError)
 
     def __init__(self, preset: int = 6, container: str = "xz") -> None:
-        if not isinstance(preset, int) or isinstance(preset, bool) or not 0 <= preset <= 9:
-            raise ValueError(f"preset must be an integer from 0 to 9, got {preset!r}")
+        check_int_range(preset, 0, 9, "preset")
         if container not in ("xz", "raw"):
             raise ValueError(f"container must be 'xz' or 'raw', got {container!r}")
         self.preset = preset

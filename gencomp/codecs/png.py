@@ -18,8 +18,7 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from gencomp.codecs.bytestream import DEFAULT_MAX_OUTPUT_BYTES
-from gencomp.compressor import Compressor, register
+from gencomp.compressor import Compressor, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 
 _PADDING_KEY = "gencomp-padding"
@@ -74,7 +73,7 @@ class PngCompressor(Compressor):
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         if not payload:
             return b""
-        limit = DEFAULT_MAX_OUTPUT_BYTES if max_output_bytes is None else max_output_bytes
+        limit = output_limit(max_output_bytes)
         columns, rows = check_chunks(payload)
         # The last row holds fewer than `columns` bytes of data, the rest is padding.
         if columns * rows > limit + columns:

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gencomp import arithmetic
-from gencomp.compressor import Compressor, register
+from gencomp.compressor import Compressor, check_int_range, output_limit, register
 from gencomp.errors import (
     ChecksumMismatchError,
     CorruptPayloadError,
@@ -55,7 +55,6 @@ DEFAULT_BATCH_SIZE = 64
 MAX_CHUNK_SIZE = 1 << 20
 #: Bounds the memory a payload can make the decoder allocate for one batch.
 MAX_BATCH_SIZE = 256
-DEFAULT_MAX_OUTPUT_BYTES = 1 << 32
 #: Encoder rows buffered per chunk before they are handed to the coder in one call.
 ENCODE_BLOCK = 64
 
@@ -72,12 +71,6 @@ class ParsedPayload(NamedTuple):
     streams: list[np.ndarray]
 
 
-def _positive_int(value: Any, what: str, limit: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
-        raise ValueError(f"{what} must be an integer from 1 to {limit}, got {value!r}")
-    return value
-
-
 class PredictiveCompressor(Compressor):
     """A predictor turned into a lossless compressor by arithmetic coding.
 
@@ -92,8 +85,8 @@ class PredictiveCompressor(Compressor):
                  predictor_params: dict[str, Any] | None = None,
                  fingerprint: str | None = None) -> None:
         self.predictor = predictor
-        self.chunk_size = _positive_int(chunk_size, "chunk_size", MAX_CHUNK_SIZE)
-        self.batch_size = _positive_int(batch_size, "batch_size", MAX_BATCH_SIZE)
+        self.chunk_size = check_int_range(chunk_size, 1, MAX_CHUNK_SIZE, "chunk_size")
+        self.batch_size = check_int_range(batch_size, 1, MAX_BATCH_SIZE, "batch_size")
         if predictor.context_length is not None and self.chunk_size > predictor.context_length:
             raise ValueError(f"chunk_size {chunk_size} is longer than the model's context of "
                              f"{predictor.context_length} bytes")
@@ -223,7 +216,7 @@ class PredictiveCompressor(Compressor):
         return [encoder.words() for encoder in encoders]
 
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
-        limit = DEFAULT_MAX_OUTPUT_BYTES if max_output_bytes is None else max_output_bytes
+        limit = output_limit(max_output_bytes)
         parsed = self._parse(payload, limit)
         size, group = parsed.chunk_size, parsed.group_size
         chunk_lengths = [min(size, parsed.length - start)
