@@ -43,8 +43,9 @@ from gencomp.errors import (
 MAGIC = b"GCZ\x1a"
 VERSION = 1
 MAX_HEADER_BYTES = 1 << 16
-#: Default limit on the original length a container may declare (16 GiB).
-DEFAULT_MAX_OUTPUT_BYTES = 1 << 34
+#: Default limit on the original length a container may declare (16 GiB); the codec then
+#: decodes with exactly the declared length as its cap.
+MAX_DECLARED_LENGTH = 1 << 34
 
 _PREFIX = struct.Struct("<4sBI")
 _PAYLOAD_LENGTH = struct.Struct("<Q")
@@ -135,7 +136,7 @@ def _parse_header(header_bytes: bytes) -> ContainerHeader:
     return ContainerHeader(**{key: fields[key] for key in expected_types})
 
 
-def unpack(container: bytes, max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES) -> bytes:
+def unpack(container: bytes, max_output_bytes: int = MAX_DECLARED_LENGTH) -> bytes:
     """Decode a .gcz container to the exact original bytes, or raise a ContainerError."""
     header, payload = read_header(container)
     if header.original_length > max_output_bytes:
