@@ -35,14 +35,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import multiprocessing
 import os
-import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +49,7 @@ from gencomp.compressor import Compressor, compressor_specs, get_compressor
 from gencomp.datasets import CHUNK_SIZE, DataLocations, Segment, open_dataset, read_chunks
 from gencomp.errors import OutputExistsError, UsageError
 from gencomp.fileio import write_text
+from gencomp.processes import process_pool
 
 PAPER_COMPRESSORS = ("gzip", "lzma2", "png", "flac", "transformer")
 PAPER_NUM_CHUNKS = 488_281
@@ -265,42 +264,18 @@ def run_task(task: Task) -> dict[str, Any]:
 
 # --- Executors: each yields task results as they finish ---------------------------------
 
-def _init_worker(threads: int) -> None:
-    """Worker processes leave Ctrl-C to the main process, which stops them itself, and
-    share the cores: torch (CPU models) would otherwise start a thread per core in each."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-
-
 def _in_process(tasks: Sequence[Task]) -> Iterator[dict[str, Any]]:
     for task in tasks:
         yield run_task(task)
 
 
 def _processes(tasks: Sequence[Task], workers: int) -> Iterator[dict[str, Any]]:
-    # spawn, not fork: a forked copy of a process that has started torch's thread pools
-    # can deadlock.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                               initargs=(max(1, (os.cpu_count() or 1) // workers),))
-    finished = False
-    try:
+    with process_pool(workers) as pool:
         pending = {pool.submit(run_task, task) for task in tasks}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
-        finished = True
-    finally:
-        if not finished:  # interrupted or failed: stop the tasks the workers are running
-            # ProcessPoolExecutor has no public way to stop running work before 3.14.
-            workers_running = list((pool._processes or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for process in workers_running:
-                process.terminate()
-            for process in workers_running:
-                process.join()
-        pool.shutdown(wait=True)
 
 
 def _dask(tasks: Sequence[Task], workers: int, scheduler: str | None

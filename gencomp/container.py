@@ -136,14 +136,19 @@ def _parse_header(header_bytes: bytes) -> ContainerHeader:
     return ContainerHeader(**{key: fields[key] for key in expected_types})
 
 
-def unpack(container: bytes, max_output_bytes: int = MAX_DECLARED_LENGTH) -> bytes:
-    """Decode a .gcz container to the exact original bytes, or raise a ContainerError."""
+def unpack(container: bytes, max_output_bytes: int = MAX_DECLARED_LENGTH,
+           runtime_params: dict[str, Any] | None = None) -> bytes:
+    """Decode a .gcz container to the exact original bytes, or raise a ContainerError.
+
+    `runtime_params` (e.g. a model compressor's `workers`) are added to the recorded
+    parameters: they change how decoding runs, not what it gives."""
     header, payload = read_header(container)
     if header.original_length > max_output_bytes:
         raise SizeLimitError(f"container declares {header.original_length} bytes, over the "
                              f"limit of {max_output_bytes}")
     try:
-        compressor = get_compressor(header.compressor, **header.params)
+        compressor = get_compressor(header.compressor, **header.params,
+                                    **(runtime_params or {}))
     except UnknownCompressorError as error:
         raise ContainerError(f"container needs compressor {header.compressor!r}, which this "
                              "gencomp does not have") from error

@@ -203,3 +203,37 @@ def test_chunk_size_longer_than_the_model_context_is_a_usage_error() -> None:
 
     with pytest.raises(UsageError, match="context of 2048"):
         get_compressor("transformer", chunk_size=4096)
+
+
+def test_worker_processes_give_the_same_bytes(enwik8_megabyte: bytes) -> None:
+    data = enwik8_megabyte[:1700]  # four groups of one 512-byte chunk (the last one short)
+    one = get_compressor("cm", chunk_size=512, batch_size=1)
+    two = get_compressor("cm", chunk_size=512, batch_size=1, workers=2)
+    payload = one.compress(data)
+    assert two.compress(data) == payload
+    assert two.decompress(payload) == data
+    assert "workers" not in two.params  # how coding runs is not a parameter of the bytes
+
+
+def test_workers_need_a_registered_compressor() -> None:
+    with pytest.raises(ValueError, match="registered"):
+        PredictiveCompressor(ContextMixingPredictor(), name="unregistered", workers=2)
+
+
+def test_cli_workers(tmp_path: Path, enwik8_megabyte: bytes, capsys: pytest.CaptureFixture
+                     ) -> None:
+    original = tmp_path / "text.bin"
+    original.write_bytes(enwik8_megabyte[:1200])
+    packed, restored = tmp_path / "text.gcz", tmp_path / "restored.bin"
+    assert main(["compress", "-c", "cm", "--param", "chunk_size=512", "--param", "batch_size=1",
+                 "--workers", "2", str(original), "-o", str(packed)]) == 0
+    assert main(["decompress", "--workers", "2", str(packed), "-o", str(restored)]) == 0
+    assert restored.read_bytes() == original.read_bytes()
+    capsys.readouterr()
+    for arguments in (["compress", "-c", "gzip", "--workers", "2"],
+                      ["compress", "-c", "cm", "--workers", "0"]):
+        refused = tmp_path / "refused.gcz"
+        assert main([*arguments, str(original), "-o", str(refused)]) == 2
+        assert not refused.exists()
+        error = capsys.readouterr().err.strip()
+        assert "--workers" in error and "\n" not in error

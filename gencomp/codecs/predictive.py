@@ -21,7 +21,9 @@ Payload (integers little-endian; "varint" is unsigned LEB128):
     word counts     one varint per chunk: the length of its coded stream in 32-bit words
     streams         each chunk's range-coder words (u32), one after the other
 
-A chunk's stream is complete in itself, so chunks decode independently. The decoder
+A chunk's stream is complete in itself, so chunks decode independently, and groups can be
+coded in separate processes (`workers`): each group is the same batch there, so the bytes
+do not depend on the number of workers. The decoder
 refuses a payload from another predictor or other weights (ModelMismatchError) and never
 trusts a declared size before checking it against the caller's limit and the payload's
 own length.
@@ -38,7 +40,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gencomp import arithmetic
-from gencomp.compressor import Compressor, check_int_range, output_limit, register
+from gencomp.compressor import (
+    Compressor,
+    available_compressors,
+    check_int_range,
+    get_compressor,
+    output_limit,
+    register,
+)
 from gencomp.errors import (
     ChecksumMismatchError,
     CorruptPayloadError,
@@ -46,6 +55,7 @@ from gencomp.errors import (
     SizeLimitError,
     TruncatedError,
 )
+from gencomp.processes import map_in_order
 from predictors.base import Predictor
 
 MAGIC = b"GCP"
@@ -55,6 +65,7 @@ DEFAULT_BATCH_SIZE = 64
 MAX_CHUNK_SIZE = 1 << 20
 #: Bounds the memory a payload can make the decoder allocate for one batch.
 MAX_BATCH_SIZE = 256
+MAX_WORKERS = 256
 #: Encoder rows buffered per chunk before they are handed to the coder in one call.
 ENCODE_BLOCK = 64
 
@@ -77,22 +88,28 @@ class PredictiveCompressor(Compressor):
     `name` and `predictor_params` are what the registry needs to rebuild it
     (`get_compressor(name, **params)`); they default to the predictor's name and config.
     Passing `fingerprint` (as a container does) checks that the predictor is the model the
-    data was compressed with.
+    data was compressed with. `workers` > 1 codes groups of `batch_size` chunks in that many
+    processes, each rebuilding the compressor from the registry; it is not a parameter of
+    the bytes, so it is not in `params`.
     """
 
     def __init__(self, predictor: Predictor, chunk_size: int = DEFAULT_CHUNK_SIZE,
                  batch_size: int = DEFAULT_BATCH_SIZE, name: str | None = None,
                  predictor_params: dict[str, Any] | None = None,
-                 fingerprint: str | None = None) -> None:
+                 fingerprint: str | None = None, workers: int = 1) -> None:
         self.predictor = predictor
         self.chunk_size = check_int_range(chunk_size, 1, MAX_CHUNK_SIZE, "chunk_size")
         self.batch_size = check_int_range(batch_size, 1, MAX_BATCH_SIZE, "batch_size")
+        self.workers = check_int_range(workers, 1, MAX_WORKERS, "workers")
         if predictor.context_length is not None and self.chunk_size > predictor.context_length:
             raise ValueError(f"chunk_size {chunk_size} is longer than the model's context of "
                              f"{predictor.context_length} bytes")
         self.name = name or predictor.name
         self.predictor_params = dict(predictor.config if predictor_params is None
                                      else predictor_params)
+        if self.workers > 1 and self.name not in available_compressors():
+            raise ValueError(f"workers > 1 needs a registered compressor, and {self.name!r} "
+                             "is not one")
         if fingerprint is not None and fingerprint != predictor.fingerprint:
             raise ModelMismatchError(
                 f"{self.name}: data was compressed with model fingerprint {fingerprint}, but "
@@ -184,10 +201,9 @@ class PredictiveCompressor(Compressor):
     # --- coding ------------------------------------------------------------------------
 
     def compress(self, data: bytes) -> bytes:
-        chunks = self._chunks(data)
-        streams: list[np.ndarray] = []
-        for group in self._groups(chunks):
-            streams += self._encode_group(group)
+        jobs = [(group,) for group in self._groups(self._chunks(data))]
+        streams = [stream for group_streams in self._each_group("_encode_group", jobs)
+                   for stream in group_streams]
         name = self.predictor.name.encode("utf-8")
         fingerprint = self.predictor.fingerprint.encode("ascii")
         header = b"".join([_FIXED.pack(MAGIC, VERSION, self.chunk_size, self.batch_size,
@@ -221,14 +237,21 @@ class PredictiveCompressor(Compressor):
         size, group = parsed.chunk_size, parsed.group_size
         chunk_lengths = [min(size, parsed.length - start)
                          for start in range(0, parsed.length, size)]
-        output = bytearray()
-        for start in range(0, len(parsed.streams), group):
-            output += self._decode_group(parsed.streams[start:start + group],
-                                         chunk_lengths[start:start + group])
+        jobs = [(parsed.streams[start:start + group], chunk_lengths[start:start + group])
+                for start in range(0, len(parsed.streams), group)]
+        output = b"".join(self._each_group("_decode_group", jobs))
         if zlib.crc32(output, parsed.header_crc) != parsed.crc:
             raise ChecksumMismatchError(f"{self.name}: decoded data fails the payload's CRC-32 "
                                         "(corrupt payload)")
         return bytes(output)
+
+    def _each_group(self, method: str, jobs: list[tuple[Any, ...]]) -> list[Any]:
+        """`method` of this compressor on each job (a group's arguments), in order; spread
+        over the worker processes when there are several workers and groups."""
+        if self.workers == 1 or len(jobs) < 2:
+            return [getattr(self, method)(*job) for job in jobs]
+        recipe = (self.name, tuple(sorted(self.params.items())))
+        return map_in_order(_in_worker, [(recipe, method, *job) for job in jobs], self.workers)
 
     def _decode_group(self, streams: Sequence[np.ndarray], lengths: Sequence[int]) -> bytes:
         """Mirror of `_walk` + `_encode_group`: decode one byte per chunk, then step."""
@@ -294,6 +317,19 @@ class PredictiveCompressor(Compressor):
         return ParsedPayload(chunk_size, group_size, length, header_crc, crc, streams)
 
 
+_WORKER_COMPRESSORS: dict[tuple[str, tuple[tuple[str, Any], ...]], PredictiveCompressor] = {}
+
+
+def _in_worker(recipe: tuple[str, tuple[tuple[str, Any], ...]], method: str, *job: Any
+               ) -> Any:
+    """Run a group's job in a worker process, on the compressor `recipe` (registry name and
+    params, fingerprint included, so a worker that loads other weights refuses to code)."""
+    if recipe not in _WORKER_COMPRESSORS:
+        name, params = recipe
+        _WORKER_COMPRESSORS[recipe] = get_compressor(name, **dict(params))
+    return getattr(_WORKER_COMPRESSORS[recipe], method)(*job)
+
+
 def _varint(value: int) -> bytes:
     out = bytearray()
     while True:
@@ -333,22 +369,23 @@ def _short_string(payload: bytes, offset: int, name: str) -> tuple[str, int]:
           "+ arithmetic coding", is_model=True)
 def context_mixing(order: int = 4, table_bits: int = 13,
                    chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE,
-                   fingerprint: str | None = None) -> PredictiveCompressor:
+                   fingerprint: str | None = None, workers: int = 1) -> PredictiveCompressor:
     from predictors.cm import ContextMixingPredictor
 
     return PredictiveCompressor(ContextMixingPredictor(order=order, table_bits=table_bits),
-                                chunk_size, batch_size, name="cm", fingerprint=fingerprint)
+                                chunk_size, batch_size, name="cm", fingerprint=fingerprint,
+                                workers=workers)
 
 
 @register("transformer", "the paper's byte-level Transformer (pretrained, shipped weights) "
           "+ arithmetic coding", is_model=True)
 def transformer(size: str = "200k", checkpoint: str | None = None, device: str = "cpu",
                 chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE,
-                fingerprint: str | None = None) -> PredictiveCompressor:
+                fingerprint: str | None = None, workers: int = 1) -> PredictiveCompressor:
     from predictors.transformer import load_pretrained  # imports torch: only when asked
 
     return PredictiveCompressor(load_pretrained(size, checkpoint, device), chunk_size,
                                 batch_size, name="transformer",
                                 predictor_params={"size": size, "checkpoint": checkpoint,
                                                   "device": device},
-                                fingerprint=fingerprint)
+                                fingerprint=fingerprint, workers=workers)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gencomp.compressor import compressor_specs, get_compressor
-from gencomp.container import pack, unpack
+from gencomp.container import pack, read_header, unpack
 from gencomp.errors import UnknownCompressorError, UsageError
 from gencomp.fileio import STDIO, check_distinct, check_writable, read_input, write_output
 
@@ -32,6 +32,23 @@ def parse_params(assignments: list[str]) -> dict[str, Any]:
     return params
 
 
+def workers_param(compressor_name: str, workers: int) -> dict[str, Any]:
+    """{"workers": N} for a model compressor; more than one worker for a codec is an error."""
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if workers == 1:
+        return {}
+    spec = {spec.name: spec for spec in compressor_specs()}.get(compressor_name)
+    if spec is None or "workers" not in spec.defaults:
+        raise UsageError(f"--workers is for model compressors; {compressor_name!r} codes in "
+                         "one process")
+    return {"workers": workers}
+
+
+WORKERS_HELP = ("Processes for a model compressor, one group of batch_size chunks each "
+                "(the bytes do not change).")
+
+
 def _default_output(input_path: str, compressing: bool) -> str:
     if input_path == STDIO:
         return STDIO
@@ -48,10 +65,11 @@ def compress(
     compressor_name: str = typer.Option("gzip", "-c", "--compressor", help="See `gencomp list`."),
     level: int | None = typer.Option(None, "--level", help="The codec's level/quality/preset."),
     param: list[str] = typer.Option([], "--param", help="Codec parameter KEY=VALUE."),
+    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
 ) -> None:
     """Compress a file into a checked .gcz container."""
-    params = parse_params(param)
+    params = {**parse_params(param), **workers_param(compressor_name, workers)}
     if level is not None:
         spec = {spec.name: spec for spec in compressor_specs()}.get(compressor_name)
         if spec is None:
@@ -70,13 +88,16 @@ def decompress(
     input_path: str = typer.Argument(..., metavar="IN", help=".gcz file ('-': stdin)."),
     output: str | None = typer.Option(None, "-o", "--output",
                                       help="Output (default IN without .gcz)."),
+    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
 ) -> None:
     """Decompress a .gcz container, verifying its checksums."""
     output_path = output or _default_output(input_path, compressing=False)
     check_distinct(input_path, output_path)
     check_writable(output_path, force)
-    write_output(output_path, unpack(read_input(input_path)), force=force)
+    container = read_input(input_path)
+    runtime_params = workers_param(read_header(container)[0].compressor, workers)
+    write_output(output_path, unpack(container, runtime_params=runtime_params), force=force)
 
 
 def list_compressors() -> None:
