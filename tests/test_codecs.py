@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from gencomp import available_compressors, get_compressor
 from gencomp.codecs.png import closest_factors
 from gencomp.compressor import compressor_specs
+from gencomp.datasets import DataLocations, load_chunks
 from gencomp.errors import ContainerError, SizeLimitError, UnknownCompressorError, UsageError
 
 CLASSICAL = [spec.name for spec in compressor_specs() if not spec.is_model]
@@ -87,6 +89,28 @@ def test_lzma2_code_lengths_are_raw_not_xz(enwik8_megabyte: bytes) -> None:
     xz_lengths = {len(xz.compress(context + bytes([value]))) for value in range(256)}
     raw_lengths = {len(raw.compress(context + bytes([value]))) for value in range(256)}
     assert len(raw_lengths) >= len(xz_lengths)
+
+
+def test_lzma2_small_dictionary_gives_the_presets_bytes(data_dir: Path,
+                                                       enwik8_megabyte: bytes) -> None:
+    """Inputs up to 128 KiB are coded with a 128 KiB dictionary, for speed; the bytes must be
+    those of the preset's own dictionary (8 MiB), and the preset's filters must decode them."""
+    import lzma
+
+    from gencomp.codecs.lzma2 import SMALL_DICTIONARY
+
+    preset_filters = [{"id": lzma.FILTER_LZMA2, "preset": 6}]
+    raw = get_compressor("lzma2", container="raw")
+    locations = DataLocations(data_dir=data_dir)
+    inputs = [chunk for name in ("text", "image", "audio", "random")
+              for chunk in load_chunks(name, locations, 250)]
+    inputs += [enwik8_megabyte[start:start + size] for size in (1, 100, 4096, 40000, 65536,
+                                                               SMALL_DICTIONARY)
+               for start in (0, 123457, 500001)]
+    for data in inputs:
+        payload = raw.compress(data)
+        assert payload == lzma.compress(data, format=lzma.FORMAT_RAW, filters=preset_filters)
+        assert lzma.decompress(payload, format=lzma.FORMAT_RAW, filters=preset_filters) == data
 
 
 def test_png_layout_follows_the_paper_rule_or_the_given_width() -> None:
