@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from gencomp import available_compressors, get_compressor
+from gencomp.cli import run_script
 from gencomp.render import AudioClip, audio_figure, figure_png, wav_bytes
 from gencomp.render.audio import loudest_window
 from gencomp.render.gallery import DEFAULT_COMPRESSORS, default_prompt
@@ -26,23 +27,28 @@ GENERATED_SAMPLES = 1024
 SEED = 0
 OUTPUT = Path("outputs") / "examples"
 
-path = Path(sys.argv[1]) if len(sys.argv) > 1 else default_prompt("audio", data_dir=None)
-utterance = load_audio_prompt(path)
-start = loudest_window(utterance, PROMPT_SAMPLES + GENERATED_SAMPLES)
-original = utterance[start:start + PROMPT_SAMPLES + GENERATED_SAMPLES]
+def main() -> None:
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else default_prompt("audio", data_dir=None)
+    utterance = load_audio_prompt(path)
+    start = loudest_window(utterance, PROMPT_SAMPLES + GENERATED_SAMPLES)
+    original = utterance[start:start + PROMPT_SAMPLES + GENERATED_SAMPLES]
 
-clips = [AudioClip("original", original, PROMPT_SAMPLES)]
-for name in DEFAULT_COMPRESSORS:
-    if name not in available_compressors():
-        continue  # e.g. no trained transformer in this checkout
-    started = time.perf_counter()
-    samples = continue_audio(get_compressor(name), original[:PROMPT_SAMPLES],
-                             GENERATED_SAMPLES, seed=SEED)
-    print(f"{name:12} {time.perf_counter() - started:6.1f} s")
-    clips.append(AudioClip(name, samples, PROMPT_SAMPLES))
+    clips = [AudioClip("original", original, PROMPT_SAMPLES)]
+    for name in DEFAULT_COMPRESSORS:
+        if name not in available_compressors():
+            continue  # e.g. no trained transformer in this checkout
+        started = time.perf_counter()
+        samples = continue_audio(get_compressor(name), original[:PROMPT_SAMPLES],
+                                 GENERATED_SAMPLES, seed=SEED)
+        print(f"{name:12} {time.perf_counter() - started:6.1f} s")
+        clips.append(AudioClip(name, samples, PROMPT_SAMPLES))
 
-OUTPUT.mkdir(parents=True, exist_ok=True)
-for clip in clips:
-    (OUTPUT / f"audio_{clip.label}.wav").write_bytes(wav_bytes(clip.samples))
-(OUTPUT / "audio_spectrogram.png").write_bytes(figure_png(audio_figure(clips, title=path.name)))
-print(f"wrote {len(clips)} WAV files and audio_spectrogram.png to {OUTPUT}")
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    for clip in clips:
+        (OUTPUT / f"audio_{clip.label}.wav").write_bytes(wav_bytes(clip.samples))
+    (OUTPUT / "audio_spectrogram.png").write_bytes(figure_png(audio_figure(clips, title=path.name)))
+    print(f"wrote {len(clips)} WAV files and audio_spectrogram.png to {OUTPUT}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main, "audio_continuation.py"))

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from gencomp import available_compressors, get_compressor
+from gencomp.cli import run_script
 from gencomp.render import ImagePanel, image_grid, image_prompt_region
 from gencomp.render.gallery import DEFAULT_COMPRESSORS, default_prompt
 from samplers.modalities import continue_image_rows, load_image_prompt
@@ -22,19 +23,24 @@ HEIGHT, WIDTH = 32, 64
 SEED = 0
 OUTPUT = Path("outputs") / "examples" / "image_grid.png"
 
-path = Path(sys.argv[1]) if len(sys.argv) > 1 else default_prompt("image", data_dir=None)
-region = image_prompt_region(load_image_prompt(path), HEIGHT, WIDTH)
+def main() -> None:
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else default_prompt("image", data_dir=None)
+    region = image_prompt_region(load_image_prompt(path), HEIGHT, WIDTH)
 
-panels = [ImagePanel("original", region)]
-for name in DEFAULT_COMPRESSORS:
-    if name not in available_compressors():
-        continue  # e.g. no trained transformer in this checkout
-    started = time.perf_counter()
-    generated = continue_image_rows(get_compressor(name), region, seed=SEED)
-    print(f"{name:12} {time.perf_counter() - started:6.1f} s")
-    panels.append(ImagePanel(name, generated))
+    panels = [ImagePanel("original", region)]
+    for name in DEFAULT_COMPRESSORS:
+        if name not in available_compressors():
+            continue  # e.g. no trained transformer in this checkout
+        started = time.perf_counter()
+        generated = continue_image_rows(get_compressor(name), region, seed=SEED)
+        print(f"{name:12} {time.perf_counter() - started:6.1f} s")
+        panels.append(ImagePanel(name, generated))
 
-OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-image_grid(panels, split_column=WIDTH // 2, title=f"{path.name}: left given, right generated"
-           ).save(OUTPUT)
-print(f"wrote {OUTPUT}")
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(panels, split_column=WIDTH // 2, title=f"{path.name}: left given, right generated"
+               ).save(OUTPUT)
+    print(f"wrote {OUTPUT}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main, "image_continuation.py"))

@@ -18,16 +18,21 @@ from rich.console import Console
 
 from gencomp.bench import BenchSettings, assemble, choose_compressors, plan_tasks, run_plan
 from gencomp.bench_report import print_report, write_outputs
+from gencomp.cli import run_script
 from gencomp.datasets import DataLocations
+from gencomp.errors import UsageError
 
-NUM_CHUNKS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 OUTPUT = Path("outputs") / "bench" / "example-table1"
 
 
 def main() -> None:
+    try:
+        num_chunks = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    except ValueError as error:
+        raise UsageError(f"the number of chunks must be an integer, got {sys.argv[1]!r}") from error
     settings = BenchSettings(compressors=choose_compressors("gzip,lzma2,png,flac"),
                              datasets=("text", "image", "audio", "random"),
-                             num_chunks=NUM_CHUNKS)
+                             num_chunks=num_chunks)
     plan = plan_tasks(settings, DataLocations())  # finds ../shared/data or $GENCOMP_DATA
     outcome = run_plan(plan, OUTPUT, executor="processes", workers=2, force=True)
     rows = assemble(outcome)
@@ -39,4 +44,4 @@ def main() -> None:
 # The worker processes start fresh interpreters that import this file; the guard keeps them
 # from starting the benchmark again.
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main, "reproduce_table1.py"))

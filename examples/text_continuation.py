@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from gencomp import available_compressors, get_compressor
+from gencomp.cli import run_script
 from gencomp.render import visible_text
 from gencomp.render.gallery import DEFAULT_COMPRESSORS, DEFAULT_TEXT_OFFSET, default_prompt
 from samplers import sample_continuation
@@ -29,25 +30,30 @@ def one_line(data: bytes) -> str:
     return visible_text(data).replace("\n", "")
 
 
-if len(sys.argv) > 1:
-    path, offset = Path(sys.argv[1]), 0
-else:
-    path, offset = default_prompt("text", data_dir=None), DEFAULT_TEXT_OFFSET
-with open(path, "rb") as handle:
-    handle.seek(offset)
-    prompt = handle.read(PROMPT_BYTES)
-    truth = handle.read(LENGTH)
+def main() -> None:
+    if len(sys.argv) > 1:
+        path, offset = Path(sys.argv[1]), 0
+    else:
+        path, offset = default_prompt("text", data_dir=None), DEFAULT_TEXT_OFFSET
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        prompt = handle.read(PROMPT_BYTES)
+        truth = handle.read(LENGTH)
 
-print(f"{path.name}, {len(prompt)} bytes from byte {offset}; the last 300:\n")
-print(visible_text(prompt[-300:]))
-print(f"\n{'original':26}{one_line(truth)}")
+    print(f"{path.name}, {len(prompt)} bytes from byte {offset}; the last 300:\n")
+    print(visible_text(prompt[-300:]))
+    print(f"\n{'original':26}{one_line(truth)}")
 
-for name in DEFAULT_COMPRESSORS:
-    if name not in available_compressors():
-        continue  # e.g. no trained transformer in this checkout
-    compressor = get_compressor(name)
-    samplers = ("code-length",) if compressor.predictor else ("code-length", "lookahead")
-    for sampler in samplers:
-        continuation = sample_continuation(compressor, prompt, LENGTH, sampler, horizon=8,
-                                           seed=SEED)
-        print(f"{name + ' · ' + sampler:26}{one_line(continuation)}", flush=True)
+    for name in DEFAULT_COMPRESSORS:
+        if name not in available_compressors():
+            continue  # e.g. no trained transformer in this checkout
+        compressor = get_compressor(name)
+        samplers = ("code-length",) if compressor.predictor else ("code-length", "lookahead")
+        for sampler in samplers:
+            continuation = sample_continuation(compressor, prompt, LENGTH, sampler, horizon=8,
+                                               seed=SEED)
+            print(f"{name + ' · ' + sampler:26}{one_line(continuation)}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main, "text_continuation.py"))

@@ -8,6 +8,7 @@ a user can fix (`GencompError`, bad options) become one line on stderr and exit 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import typer
 from typer.exceptions import TyperException
@@ -36,14 +37,14 @@ for group in (codec, bench, sample, train, render, data):
     group.register(app)
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, program: str = "gencomp") -> int:
     first_line = message.strip().splitlines()[0] if message.strip() else "failed"
-    print(f"gencomp: error: {first_line}", file=sys.stderr)
+    print(f"{program}: error: {first_line}", file=sys.stderr)
     return 2
 
 
-def _interrupted() -> int:
-    print("gencomp: interrupted", file=sys.stderr)
+def _interrupted(program: str = "gencomp") -> int:
+    print(f"{program}: interrupted", file=sys.stderr)
     return 130
 
 
@@ -66,3 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     if result == 130:  # typer catches Ctrl-C itself: not standalone, it returns Exit(130)'s code
         return _interrupted()
     return result if isinstance(result, int) else 0
+
+
+def run_script(script_main: Callable[[], object], program: str) -> int:
+    """Run an example script's `main` as the CLI runs a command: a file that is missing or
+    unreadable, or any other `GencompError`, is one line on stderr and exit code 2."""
+    try:
+        script_main()
+    except (GencompError, OSError) as error:
+        return _fail(str(error), program)
+    except KeyboardInterrupt:
+        return _interrupted(program)
+    return 0

@@ -199,3 +199,23 @@ def test_bad_input_exits_2_with_one_line(bad, workspace, capsys):
     assert err.startswith("gencomp: error: "), err
     assert bad.message.lower() in err.lower(), err
     assert listing(folder) == before, "a failed command left files behind"
+
+
+@pytest.mark.parametrize("script, argument", [
+    ("text_continuation.py", "missing.txt"),
+    ("image_continuation.py", "missing.jpg"),
+    ("audio_continuation.py", "missing.flac"),
+    ("reproduce_table1.py", "many"),
+])
+def test_examples_refuse_bad_arguments_in_one_line(script: str, argument: str,
+                                                   tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, str(root / "examples" / script), argument],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"{script}: error: ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists()

@@ -12,7 +12,8 @@ for preset 6): setting up the larger match finder costs more than coding a 2 KB 
 samplers code thousands of short inputs. When the whole input fits in the dictionary its
 size only moves the match finder's hash mask (64 Ki buckets for any dictionary up to
 128 KiB), and the raw bytes were the preset's in all of the 1,018 real inputs that
-tests/test_codecs.py compares (text, image, audio, random; 1 byte to 128 KiB). A raw payload decodes with the preset's filters either way.
+tests/test_codecs.py compares (text, image, audio, random; 1 byte to 128 KiB). A raw
+payload decodes with the preset's filters either way.
 """
 
 from __future__ import annotations
