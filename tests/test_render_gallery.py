@@ -2,7 +2,7 @@
 audio clip playable, is reproducible, is replaced only on request, and bad prompts get a
 one-line error.
 
-Chromium (Debian packages `chromium`, `chromium-driver`) runs headless and is driven over
+Chromium (the Debian package `chromium`) runs headless and is driven over
 the DevTools protocol on a pipe (`--remote-debugging-pipe`: JSON messages separated by NUL
 bytes on file descriptors 3 and 4), so no Python browser library is needed. The page is
 asked, in its own JavaScript, to wait until the document has loaded and every <audio> has
