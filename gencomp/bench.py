@@ -350,11 +350,12 @@ def _manifest(plan: Plan) -> dict[str, Any]:
             "data": plan.data}
 
 
-def prepare_output(output: Path, plan: Plan, resume: bool, force: bool) -> None:
+def prepare_output(output: Path, plan: Plan, resume: bool, force: bool,
+                   command: str | None = None) -> None:
     """Create the run folder, or check that --resume continues the same run.
 
     Without --resume or --force an existing run is never touched; --force removes only the
-    files a run writes."""
+    files a run writes. `command`, the command line that started the run, is recorded."""
     manifest_path = output / MANIFEST
     manifest = _manifest(plan)
     if output.exists() and not output.is_dir():
@@ -382,6 +383,8 @@ def prepare_output(output: Path, plan: Plan, resume: bool, force: bool) -> None:
         for stored_task in (output / TASKS_FOLDER).glob("*.json"):
             stored_task.unlink()
     (output / TASKS_FOLDER).mkdir(parents=True, exist_ok=True)
+    if command is not None:
+        manifest["command"] = command
     write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))
 
 
@@ -400,11 +403,13 @@ class RunOutcome:
 
 def run_plan(plan: Plan, output: Path, executor: str = "inprocess", workers: int = 1,
              scheduler: str | None = None, resume: bool = False, force: bool = False,
-             on_result: Callable[[Task, dict[str, Any]], None] | None = None) -> RunOutcome:
+             on_result: Callable[[Task, dict[str, Any]], None] | None = None,
+             command: str | None = None) -> RunOutcome:
     """Run the tasks that have no stored result yet and store each result as it arrives.
 
-    `on_result` is called for every task, stored or new (progress bars)."""
-    prepare_output(output, plan, resume, force)
+    `on_result` is called for every task, stored or new (progress bars); `command` is
+    recorded in the run's manifest."""
+    prepare_output(output, plan, resume, force, command)
     began = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     to_run = []

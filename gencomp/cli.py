@@ -13,7 +13,7 @@ from collections.abc import Callable
 import typer
 from typer.exceptions import TyperException
 
-from gencomp.commands import bench, codec, data, render, sample, train
+from gencomp.commands import bench, codec, data, render, sample, set_invocation, train
 from gencomp.errors import GencompError
 
 app = typer.Typer(
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     _debug = False
     arguments = sys.argv[1:] if argv is None else argv
     command = typer.main.get_command(app)
+    set_invocation(arguments)
     try:
         result = command.main(args=arguments, prog_name="gencomp", standalone_mode=False)
     except GencompError as error:

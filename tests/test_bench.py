@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import shlex
 import zlib
 from pathlib import Path
 
@@ -139,6 +140,8 @@ def test_cli_writes_the_four_files_and_refuses_to_overwrite(
     assert "| gzip |" in (output / "table.md").read_text()
     assert (output / "figure.png").read_bytes().startswith(b"\x89PNG")
     assert len(list((output / "tasks").glob("*.json"))) == 2 * 2 * (1 + 2)
+    recorded = json.loads((output / "run.json").read_text())["command"]
+    assert shlex.split(recorded) == ["gencomp", *arguments]
 
     assert main(arguments) == 2
     assert "--resume" in capsys.readouterr().err

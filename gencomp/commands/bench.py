@@ -29,6 +29,7 @@ from gencomp.bench import (
     task_path,
 )
 from gencomp.bench_report import print_report, write_outputs
+from gencomp.commands import invocation
 from gencomp.commands.codec import parse_params
 from gencomp.datasets import CHUNK_SIZE, DATA_ENV, DataLocations
 from gencomp.errors import UsageError
@@ -120,7 +121,7 @@ def compress_bench(
     try:
         with progress:
             outcome = run_plan(plan, output, executor, workers, scheduler, resume, force,
-                               on_result=advance)
+                               on_result=advance, command=invocation())
     except KeyboardInterrupt:
         stored = sum(task_path(output, task).exists() for task in plan.tasks)
         print(f"gencomp: {stored} of {len(plan.tasks)} tasks are stored in {output}; "
