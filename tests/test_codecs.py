@@ -77,6 +77,22 @@ def test_continuation_bits_equals_recompression(name: str, enwik8_megabyte: byte
     np.testing.assert_array_equal(got, np.array(expected))
 
 
+@pytest.mark.parametrize("sample_bits", [16, 8])
+def test_flac_scores_only_the_last_frame_and_still_equals_recompression(
+        sample_bits: int, data_dir: Path) -> None:
+    flac = get_compressor("flac", sample_bits=sample_bits)
+    assert flac.frame_samples == 4096
+    audio = b"".join(load_chunks("audio", DataLocations(data_dir=data_dir), 300))
+    candidates = [bytes([value]) for value in (0, 1, 127, 128, 129, 200, 255)]
+    candidates += [audio[:10], b"\x80" * 3000]  # the long one runs into the next frame
+    # Frame numbers from 128 on take two bytes in a frame header: 128 * 4096 crosses that.
+    for length in (1, 4095, 4096, 4097, 10000, 128 * 4096 - 1, 128 * 4096 + 17):
+        context = audio[len(audio) - length:]
+        expected = [flac.code_length_bits(context + candidate) - flac.code_length_bits(context)
+                    for candidate in candidates]
+        np.testing.assert_array_equal(flac.continuation_bits(context, candidates), expected)
+
+
 def test_lzma2_code_lengths_are_raw_not_xz(enwik8_megabyte: bytes) -> None:
     xz = get_compressor("lzma2")
     raw = get_compressor("lzma2", container="raw")

@@ -10,12 +10,18 @@ Decoding trusts nothing in the payload: the STREAMINFO block is checked (mono, o
 width and rate, a declared length within the limit) before libsndfile sees the bytes,
 samples are read in blocks so memory follows what really decodes, and the decoded samples
 must match STREAMINFO's MD5 signature (libsndfile does not check it).
+
+Scoring continuations is fast because FLAC codes fixed-size frames (4096 samples here)
+independently, behind headers of fixed size: ℓ(context·c) − ℓ(context) is decided by the
+context's last, partial frame alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -48,6 +54,27 @@ class FlacCompressor(Compressor):
     @property
     def params(self) -> dict[str, Any]:
         return {"sample_bits": self.sample_bits, "sample_rate": self.sample_rate}
+
+    @cached_property
+    def frame_samples(self) -> int | None:
+        """Samples per frame, from STREAMINFO's minimum and maximum block size; None if the
+        encoder does not use one fixed size."""
+        streaminfo = self.compress(b"\x80")[_STREAMINFO]
+        smallest, largest = (int.from_bytes(streaminfo[i:i + 2], "big") for i in (4, 6))
+        return largest if smallest == largest else None
+
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes]) -> np.ndarray:
+        """Exact, by recompressing only the context's last frame: earlier frames are coded
+        the same with or without a candidate, and header sizes do not depend on the length.
+        When the context ends on a frame boundary, or a candidate would run into the next
+        frame (whose header codes its frame number, in as many bytes as that number needs),
+        it recompresses everything instead."""
+        frame = self.frame_samples
+        tail_length = len(context) % frame if frame else 0
+        if tail_length == 0 or any(tail_length + len(candidate) > frame
+                                   for candidate in candidates):
+            return super().continuation_bits(context, candidates)
+        return super().continuation_bits(context[-tail_length:], candidates)
 
     def compress(self, data: bytes) -> bytes:
         if not data:
