@@ -30,6 +30,8 @@ def read_input(path: str | Path) -> bytes:
         raise UsageError(f"input not found: {path}")
     if path.is_dir():
         raise UsageError(f"input is a directory, expected a file: {path}")
+    if path.is_char_device() or path.is_block_device():  # /dev/zero would never end
+        raise UsageError(f"input is a device, expected a file (use '-' for stdin): {path}")
     try:
         return path.read_bytes()
     except OSError as error:

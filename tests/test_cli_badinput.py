@@ -40,6 +40,7 @@ CASES = [
     # compress
     case("compress-missing-file", "compress", "{missing}", "not found"),
     case("compress-folder-as-input", "compress", "{folder}", "directory"),
+    case("compress-device-as-input", "compress", "/dev/zero -o {folder}/zero.gcz", "device"),
     case("compress-no-input", "compress", "", "missing argument"),
     case("compress-unknown-compressor", "compress", "{text} -c nonesuch", "unknown compressor"),
     case("compress-level-out-of-range", "compress", "{text} --level 99", "level"),
@@ -60,6 +61,7 @@ CASES = [
     # decompress
     case("decompress-missing-file", "decompress", "{missing}", "not found"),
     case("decompress-folder-as-input", "decompress", "{folder}", "directory"),
+    case("decompress-device-as-input", "decompress", "/dev/zero -o {folder}/zero", "device"),
     case("decompress-not-a-container", "decompress", "{text} -o out", "not a .gcz"),
     case("decompress-empty-file", "decompress", "{empty} -o out", "not a .gcz"),
     case("decompress-image-as-container", "decompress", "{image} -o out", "not a .gcz"),

@@ -122,3 +122,20 @@ def test_console_script_pipes_stdin_to_stdout(tmp_path: Path) -> None:
     assert failed.returncode == 2
     assert failed.stderr.decode().strip().count("\n") == 0
     assert b"Traceback" not in failed.stderr
+
+
+def test_decompress_max_output_refuses_a_larger_container(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    original = tmp_path / "data.bin"
+    original.write_bytes(b"gencomp " * 1000)  # 8000 bytes
+    packed = tmp_path / "data.gcz"
+    assert main(["compress", str(original), "-o", str(packed)]) == 0
+    capsys.readouterr()
+    for limit, code in (("7999", 2), ("7K", 2), ("8K", 0), ("lots", 2), ("-5", 2)):
+        restored = tmp_path / f"restored-{limit}"
+        assert main(["decompress", "--max-output", limit, str(packed), "-o", str(restored)]) == code
+        assert restored.exists() == (code == 0)
+        if code:
+            error = capsys.readouterr().err.strip()
+            assert error.startswith("gencomp: error:") and "\n" not in error
+    assert (tmp_path / "restored-8K").read_bytes() == original.read_bytes()

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gencomp.compressor import compressor_specs, get_compressor
-from gencomp.container import pack, read_header, unpack
+from gencomp.container import MAX_DECLARED_LENGTH, pack, read_header, unpack
 from gencomp.errors import UnknownCompressorError, UsageError
 from gencomp.fileio import STDIO, check_distinct, check_writable, read_input, write_output
 
@@ -43,6 +43,19 @@ def workers_param(compressor_name: str, workers: int) -> dict[str, Any]:
         raise UsageError(f"--workers is for model compressors; {compressor_name!r} codes in "
                          "one process")
     return {"workers": workers}
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """"4096", "64K", "100M", "2G" (powers of 1024) -> bytes."""
+    number, unit = text.strip(), ""
+    if number[-1:].upper() in _SIZE_UNITS:
+        number, unit = number[:-1], number[-1].upper()
+    if not number.isdigit():
+        raise UsageError(f"--max-output takes a size such as 4096, 64K, 100M or 2G, got {text!r}")
+    return int(number) * _SIZE_UNITS[unit]
 
 
 WORKERS_HELP = ("Processes for a model compressor, one group of batch_size chunks each "
@@ -89,15 +102,20 @@ def decompress(
     output: str | None = typer.Option(None, "-o", "--output",
                                       help="Output (default IN without .gcz)."),
     workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
+    max_output: str = typer.Option(
+        f"{MAX_DECLARED_LENGTH >> 30}G", "--max-output",
+        help="Refuse a container that declares more (K, M, G: powers of 1024)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
 ) -> None:
     """Decompress a .gcz container, verifying its checksums."""
+    limit = parse_size(max_output)
     output_path = output or _default_output(input_path, compressing=False)
     check_distinct(input_path, output_path)
     check_writable(output_path, force)
     container = read_input(input_path)
     runtime_params = workers_param(read_header(container)[0].compressor, workers)
-    write_output(output_path, unpack(container, runtime_params=runtime_params), force=force)
+    write_output(output_path, unpack(container, limit, runtime_params=runtime_params),
+                 force=force)
 
 
 def list_compressors() -> None:
