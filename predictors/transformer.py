@@ -53,6 +53,9 @@ from predictors.base import Predictor
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CHECKPOINT_FORMAT = "gencomp-transformer"
+#: Bounds what loading reads before any check: the 3.2M preset is about 13 MB.
+MAX_CHECKPOINT_BYTES = 1 << 30
+MAX_CONFIG_BYTES = 1 << 20
 CHECKPOINT_VERSION = 1
 #: Longest context a checkpoint may declare (the paper's models use 2048).
 MAX_CONTEXT_LENGTH = 1 << 16
@@ -344,9 +347,12 @@ def load_checkpoint(path: str | Path) -> tuple[TransformerModel, dict[str, Any]]
     """
     path = Path(path)
     config_path = path.with_suffix(".json")
-    for required in (path, config_path):
+    for required, largest in ((path, MAX_CHECKPOINT_BYTES), (config_path, MAX_CONFIG_BYTES)):
         if not required.is_file():
             raise CheckpointError(f"checkpoint file not found: {required}")
+        if required.stat().st_size > largest:  # e.g. a path from a hostile container
+            raise CheckpointError(f"{required} is over {largest >> 20} MiB: not a checkpoint "
+                                  "file of ours")
     try:
         record = json.loads(config_path.read_text(encoding="utf-8"))
         if record.get("format") != CHECKPOINT_FORMAT:

@@ -56,6 +56,13 @@ def test_a_valid_checkpoint_loads(checkpoint):
     assert model.num_parameters == record["num_parameters"]
 
 
+def test_an_oversized_file_is_refused_before_reading(checkpoint):
+    with open(checkpoint, "r+b") as handle:  # sparse: 2 GiB on paper, no disk used
+        handle.truncate(2 << 30)
+    with pytest.raises(CheckpointError, match="over 1024 MiB"):
+        load_checkpoint(checkpoint)
+
+
 def test_a_tampered_shipped_checkpoint_is_refused(tmp_path):
     shipped = sorted(WEIGHTS_DIR.glob("*.safetensors"))
     assert shipped, f"no shipped checkpoint in {WEIGHTS_DIR}"
@@ -159,6 +166,7 @@ HOSTILE_MODEL_PARAMS = {
     "size-number": {"size": 5},
     "size-object": {"size": {"a": 1}},
     "checkpoint-number": {"checkpoint": 5},
+    "checkpoint-device": {"checkpoint": "/dev/zero"},
 }
 
 
