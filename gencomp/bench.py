@@ -259,6 +259,7 @@ def run_task(task: Task) -> dict[str, Any]:
             "header_bits": header_bits, "num_parameters": compressor.num_parameters,
             "seconds": seconds, "cpu_seconds": cpu_seconds, "read_seconds": read_seconds,
             "device": str(getattr(compressor.predictor, "device", "cpu")),
+            "held_out_rate": getattr(compressor.predictor, "held_out_rate_percent", None),
             "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
 
@@ -466,6 +467,7 @@ def assemble(outcome: RunOutcome) -> list[dict[str, Any]]:
                 "unchunked_rate": None, "unchunked_seconds": None,
                 "unchunked_cpu_seconds": None, "unchunked_mb_per_s": None,
                 "num_parameters": num_parameters, "adjusted_rate": None,
+                "held_out_rate": chunked[0].get("held_out_rate"),
                 "adjusted_rate_1gb": None, "chunked_seconds": seconds,
                 "chunked_cpu_seconds": cpu_seconds, "seconds_per_chunk": seconds / num_chunks,
                 "chunked_mb_per_s": raw_bytes / seconds / 1e6 if seconds else None,

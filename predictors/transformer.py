@@ -268,9 +268,13 @@ class TransformerPredictor(Predictor):
 
     name = "transformer"
 
-    def __init__(self, model: TransformerModel, device: str = "cpu"):
+    def __init__(self, model: TransformerModel, device: str = "cpu",
+                 held_out_rate_percent: float | None = None):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
+        #: The held-out chunked rate its training recorded (`gencomp train`), if any: the
+        #: fair number when data it trained on is compressed (e.g. the bench's enwik8).
+        self.held_out_rate_percent = held_out_rate_percent
         self._fingerprint = hashlib.sha256(
             (json.dumps(self.config, sort_keys=True) + state_dict_sha256(self.model)).encode()
         ).hexdigest()
@@ -413,5 +417,9 @@ def load_pretrained(size: str = "200k", checkpoint: str | None = None,
                                   f"(train one with `gencomp train --size {size}`)")
     else:
         path = Path(checkpoint)
-    model, _ = load_checkpoint(path)
-    return TransformerPredictor(model, device=device)
+    model, record = load_checkpoint(path)
+    training = record.get("training")
+    held_out = training.get("held_out_chunked_rate_percent") if isinstance(training, dict) else None
+    return TransformerPredictor(model, device=device,
+                                held_out_rate_percent=held_out if isinstance(held_out, float)
+                                else None)

@@ -45,7 +45,7 @@ def test_adjusted_rate_adds_two_bytes_per_parameter(tmp_path: Path, data_dir: Pa
     model = TransformerModel(TransformerConfig(embedding_dim=16, num_layers=1, num_heads=2,
                                                context_length=64))
     checkpoint = tmp_path / "tiny.safetensors"
-    save_checkpoint(model, checkpoint)
+    save_checkpoint(model, checkpoint, {"training": {"held_out_chunked_rate_percent": 42.5}})
     params = {"transformer": {"checkpoint": str(checkpoint), "chunk_size": 64}}
     settings = BenchSettings(choose_compressors("transformer", params), ("text",), 10,
                              chunk_size=64, task_chunks=4)
@@ -61,6 +61,18 @@ def test_adjusted_rate_adds_two_bytes_per_parameter(tmp_path: Path, data_dir: Pa
     assert row["adjusted_rate"] == pytest.approx(100 * (bits / 8 + 2 * parameters) / 640)
     assert row["adjusted_rate_1gb"] == pytest.approx(
         row["chunked_rate"] + 100 * 2 * parameters / PAPER_BYTES)
+    assert row["held_out_rate"] == 42.5  # from the checkpoint's training record
+
+
+def test_the_shipped_transformer_reports_its_recorded_held_out_rate() -> None:
+    import json
+
+    from predictors.transformer import WEIGHTS_DIR, load_pretrained
+
+    record = json.loads((WEIGHTS_DIR / "transformer_200k.json").read_text())
+    recorded = record["training"]["held_out_chunked_rate_percent"]
+    assert load_pretrained("200k").held_out_rate_percent == recorded
+    assert recorded <= 30.9  # the paper's 200K figure, the bar the shipped model must meet
 
 
 def test_a_model_must_code_the_benchmarks_chunk_size(data_dir: Path) -> None:
