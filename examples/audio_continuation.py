@@ -8,7 +8,7 @@ of each 16-bit sample, plus 128), in chunks of 2048 samples. We take the loudest
 the utterance, give its first half (1024 samples, 64 ms) to each compressor and let it
 generate the second half. Writes outputs/examples/audio_*.wav (exactly the generated
 samples, 8-bit WAV) and audio_spectrogram.png (waveform and spectrogram per compressor, a
-red line where generation starts). A few minutes on a CPU, most of it LZMA2's.
+red line where generation starts). A few minutes on a CPU.
 """
 
 import sys

@@ -109,9 +109,11 @@ def test_an_interrupted_run_resumes_where_it_stopped(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "run"
     _stop_after(monkeypatch, 7)
+    # Children of earlier tests (a Dask cluster's) may still be exiting on a loaded machine.
+    earlier = set(multiprocessing.active_children())
     assert _cli(output, data_dir, "--workers", workers) == 130
     assert "7 of 20 tasks are stored" in capsys.readouterr().err
-    assert multiprocessing.active_children() == []  # the worker processes were stopped
+    assert set(multiprocessing.active_children()) <= earlier  # this run's workers were stopped
     _no_partial_files(output)
     assert not (output / "results.json").exists()
     finished = {path.name: path.stat().st_mtime_ns for path in (output / "tasks").glob("*.json")}
