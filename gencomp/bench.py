@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gencomp.compressor import Compressor, compressor_specs, get_compressor
+from gencomp.compressor import Compressor, compressor_spec, compressor_specs, get_compressor
 from gencomp.datasets import CHUNK_SIZE, DataLocations, Segment, open_dataset, read_chunks
 from gencomp.errors import OutputExistsError, UsageError
 from gencomp.fileio import write_text
@@ -180,10 +180,9 @@ def plan_tasks(settings: BenchSettings, locations: DataLocations) -> Plan:
 
     The unchunked tasks come first: they are the longest, and starting them early keeps
     the workers busy to the end."""
-    specs = {spec.name: spec for spec in compressor_specs()}
     for choice in settings.compressors:
         model_chunk_size = choice.params.get("chunk_size",
-                                             specs[choice.name].defaults.get("chunk_size"))
+                                             compressor_spec(choice.name).defaults.get("chunk_size"))
         if choice.is_model and model_chunk_size != settings.chunk_size:
             raise UsageError(f"{choice.name} codes chunks of {model_chunk_size} bytes, the "
                              f"benchmark {settings.chunk_size}: pass --param "

@@ -160,14 +160,20 @@ def available_compressors() -> list[str]:
     return [spec.name for spec in compressor_specs()]
 
 
-def get_compressor(name: str, **params: Any) -> Compressor:
-    """Build a registered compressor, e.g. `get_compressor("gzip", level=9)`."""
+def compressor_spec(name: str) -> CompressorSpec:
+    """The registry entry for `name` (its parameters, level parameter, kind)."""
     _load_builtin_codecs()
     spec = _REGISTRY.get(name)
     if spec is None:
         raise UnknownCompressorError(
             f"unknown compressor {name!r}; available: {', '.join(available_compressors())}"
         )
+    return spec
+
+
+def get_compressor(name: str, **params: Any) -> Compressor:
+    """Build a registered compressor, e.g. `get_compressor("gzip", level=9)`."""
+    spec = compressor_spec(name)
     unknown = sorted(set(params) - set(spec.defaults))
     if unknown:
         raise UsageError(

@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gencomp.compressor import compressor_specs, get_compressor
+from gencomp.compressor import compressor_spec, compressor_specs, get_compressor
 from gencomp.container import MAX_DECLARED_LENGTH, pack, read_header, unpack
-from gencomp.errors import UnknownCompressorError, UsageError
+from gencomp.errors import UsageError
 from gencomp.fileio import STDIO, check_distinct, check_writable, read_input, write_output
 
 SUFFIX = ".gcz"
@@ -38,8 +38,7 @@ def workers_param(compressor_name: str, workers: int) -> dict[str, Any]:
         raise UsageError("--workers must be at least 1")
     if workers == 1:
         return {}
-    spec = {spec.name: spec for spec in compressor_specs()}.get(compressor_name)
-    if spec is None or "workers" not in spec.defaults:
+    if "workers" not in compressor_spec(compressor_name).defaults:
         raise UsageError(f"--workers is for model compressors; {compressor_name!r} codes in "
                          "one process")
     return {"workers": workers}
@@ -84,9 +83,7 @@ def compress(
     """Compress a file into a checked .gcz container."""
     params = {**parse_params(param), **workers_param(compressor_name, workers)}
     if level is not None:
-        spec = {spec.name: spec for spec in compressor_specs()}.get(compressor_name)
-        if spec is None:
-            raise UnknownCompressorError(f"unknown compressor {compressor_name!r}")
+        spec = compressor_spec(compressor_name)
         if spec.level_param is None:
             raise UsageError(f"compressor {compressor_name!r} has no level")
         params[spec.level_param] = level
@@ -113,7 +110,9 @@ def decompress(
     check_distinct(input_path, output_path)
     check_writable(output_path, force)
     container = read_input(input_path)
-    runtime_params = workers_param(read_header(container)[0].compressor, workers)
+    runtime_params = {}  # the header is read here only when it matters: unpack reads it too
+    if workers != 1:
+        runtime_params = workers_param(read_header(container)[0].compressor, workers)
     write_output(output_path, unpack(container, limit, runtime_params=runtime_params),
                  force=force)
 
