@@ -10,6 +10,10 @@ coding.)
 Batch composition is part of "the same computation": a batched matrix product may round
 differently for a different batch size, so a coder must step the same groups of sequences
 when decoding as it did when encoding (`gencomp.codecs.predictive` records the group size).
+A predictor whose every sequence is computed alone, in a fixed order of operations, says
+so with `batch_independent`; then `sequence_distributions` (all of one sequence's rows at
+once, which an encoder can use because it knows every byte) equals stepping it, bit for
+bit, and a coder may step any grouping.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ class Predictor(ABC):
     """
 
     name: str = ""
+    #: True when a sequence's distributions do not depend on the other sequences of its
+    #: batch, and `sequence_distributions` equals stepping bit for bit.
+    batch_independent: bool = False
 
     @property
     @abstractmethod
@@ -74,6 +81,15 @@ class Predictor(ABC):
         if probabilities is None:
             raise ValueError("prime needs at least one context byte")
         return probabilities
+
+    def sequence_distributions(self, sequence: bytes) -> np.ndarray:
+        """(len(sequence), 256): row t is the distribution of byte t given bytes < t, as
+        `start` and `step` on a batch of this one sequence give it."""
+        state, probabilities = self.start(1)
+        rows = [probabilities[0]]
+        for symbol in np.frombuffer(sequence[:-1], dtype=np.uint8):
+            rows.append(self.step(state, np.array([symbol]))[0])
+        return np.stack(rows)[: len(sequence)]
 
     def symbol_log2_probs(self, sequences: Sequence[bytes]) -> list[np.ndarray]:
         """log2 p(x_t | x_<t) of every byte of every sequence, stepped as one batch.

@@ -16,19 +16,26 @@ has exactly 231,936 parameters:
                                                             -------
                                                             231,936
 
-Two computations exist and they are kept apart:
+Three computations exist and they are kept apart:
 - `TransformerModel.forward` scores whole sequences in parallel (training, quick
-  evaluation). It agrees with the incremental path only to float tolerance.
-- `TransformerModel.forward_step` feeds one byte per sequence against a preallocated
-  key/value cache. `TransformerPredictor.start/step` use only this, so encoder, decoder
-  and every code length see bit-identical probabilities for the same batch groups.
+  evaluation). It agrees with the others only to float tolerance.
+- The CPU coding engine, `engine="kernels"` (the default on the CPU): the same network in
+  `predictors/transformer_kernels.py`, written so that every probability is one fixed
+  sequence of float32 operations. Scoring a whole chunk in one call (the encoder,
+  `sequence_distributions`) and stepping it byte by byte (the decoder, `start/step`) give
+  identical bits, whatever the batch, so the encoder no longer has to step.
+- `engine="torch"`: `TransformerModel.forward_step` feeds one byte per sequence against a
+  preallocated key/value cache, on the CPU or a GPU. Encoder, decoder and every code
+  length step the same batch groups, so they see bit-identical probabilities.
 
-What else must match between encoder and decoder: the batch size (a matrix product may
-round differently for another number of rows), the thread count (multi-threaded BLAS
-splits small products differently), and the machine's BLAS build and CPU instruction set.
-The predictor therefore steps with exactly `CODING_THREADS` torch threads (it sets the
-process-wide count), and the coder records its batch size; a different CPU or torch build
-can still round differently, which the container's fingerprint cannot detect.
+For the torch engine, what else must match between encoder and decoder: the batch size (a
+matrix product may round differently for another number of rows), the thread count
+(multi-threaded BLAS splits small products differently), and the machine's BLAS build and
+CPU instruction set. The predictor therefore steps with exactly `CODING_THREADS` torch
+threads (it sets the process-wide count), and the coder records its batch size; a
+different CPU or torch build can still round differently, which the container's
+fingerprint cannot detect. The engine is part of the fingerprint: a payload is decoded by
+the engine that coded it.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from torch import nn
 
 from gencomp.errors import CheckpointError, UsageError
 from gencomp.fileio import write_output
+from predictors import transformer_kernels
 from predictors.base import Predictor
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -60,6 +68,7 @@ CHECKPOINT_VERSION = 1
 #: Longest context a checkpoint may declare (the paper's models use 2048).
 MAX_CONTEXT_LENGTH = 1 << 16
 BEGIN_TOKEN = 0
+ENGINES = ("kernels", "torch")
 #: Torch threads used while stepping (see the module docstring). Parallelism across
 #: chunks comes from coding independent batch groups in separate worker processes.
 CODING_THREADS = 1
@@ -247,6 +256,27 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def resolve_engine(engine: str, device: torch.device) -> str:
+    """"auto" picks the exact CPU kernels on the CPU and torch on a GPU."""
+    if engine == "auto":
+        return "kernels" if device.type == "cpu" else "torch"
+    if engine not in ENGINES:
+        raise UsageError(f"unknown transformer engine {engine!r}; use auto, "
+                         f"{', '.join(ENGINES)}")
+    if engine == "kernels" and device.type != "cpu":
+        raise UsageError("the kernels engine runs on the CPU; use engine torch on a GPU")
+    return engine
+
+
+@dataclass
+class KernelState:
+    """The kernels engine's key/value caches (batch, layers, heads, head_dim, capacity)."""
+
+    keys: np.ndarray
+    values: np.ndarray
+    position: int = 0
+
+
 def state_dict_sha256(model: nn.Module) -> str:
     """Digest of every weight tensor (names, shapes, values), independent of file layout."""
     digest = hashlib.sha256()
@@ -262,21 +292,29 @@ class TransformerPredictor(Predictor):
 
     Each sequence can hold `context_length` bytes: `start` feeds the begin token, and the
     distribution for byte i comes after feeding byte i−1, so the last byte of a full
-    sequence is never fed. Probabilities are the float32 logits softmaxed in float64.
-    Stepping sets torch to `CODING_THREADS` threads for the whole process.
+    sequence is never fed. `engine` picks the computation (module docstring): "kernels"
+    (CPU, exact for any batch: `batch_independent`) or "torch" (CPU or GPU, float32
+    logits softmaxed in float64; stepping sets torch to `CODING_THREADS` threads for the
+    whole process); "auto" is kernels on the CPU, torch on a GPU.
     """
 
     name = "transformer"
 
     def __init__(self, model: TransformerModel, device: str = "cpu",
-                 held_out_rate_percent: float | None = None):
+                 held_out_rate_percent: float | None = None, engine: str = "auto"):
         self.device = resolve_device(device)
+        self.engine = resolve_engine(engine, self.device)
         self.model = model.to(self.device).eval()
         #: The held-out chunked rate its training recorded (`gencomp train`), if any: the
         #: fair number when data it trained on is compressed (e.g. the bench's enwik8).
         self.held_out_rate_percent = held_out_rate_percent
+        self._kernel_weights = (transformer_kernels.pack_weights(self.model)
+                                if self.engine == "kernels" else None)
+        # The torch engine's fingerprint is the one payloads made before the kernels had.
+        engine_mark = "" if self.engine == "torch" else f"engine={self.engine}"
         self._fingerprint = hashlib.sha256(
-            (json.dumps(self.config, sort_keys=True) + state_dict_sha256(self.model)).encode()
+            (json.dumps(self.config, sort_keys=True) + state_dict_sha256(self.model)
+             + engine_mark).encode()
         ).hexdigest()
 
     @property
@@ -295,23 +333,50 @@ class TransformerPredictor(Predictor):
     def num_parameters(self) -> int:
         return self.model.num_parameters
 
-    def _distribution(self, tokens: np.ndarray, cache: KVCache) -> np.ndarray:
-        if cache.position >= self.context_length:
+    @property
+    def batch_independent(self) -> bool:
+        return self.engine == "kernels"
+
+    def _check_room(self, position: int) -> None:
+        if position >= self.context_length:
             raise ValueError(f"a sequence holds at most {self.context_length} bytes")
+
+    def _distribution(self, tokens: np.ndarray, state: KVCache | KernelState) -> np.ndarray:
+        self._check_room(state.position)
+        tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+        if isinstance(state, KernelState):
+            probabilities = np.empty((len(tokens), 256))
+            transformer_kernels.step_batch(self._kernel_weights, state.keys, state.values,
+                                           tokens, state.position, probabilities)
+            state.position += 1
+            return probabilities
         if torch.get_num_threads() != CODING_THREADS:
             torch.set_num_threads(CODING_THREADS)
         with torch.inference_mode():
-            token_tensor = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
-            logits = self.model.forward_step(token_tensor.to(self.device), cache)
+            logits = self.model.forward_step(torch.from_numpy(tokens).to(self.device), state)
             return torch.softmax(logits.double(), dim=-1).cpu().numpy()
 
-    def start(self, batch_size: int) -> tuple[KVCache, np.ndarray]:
-        cache = KVCache.allocate(self.model.config, batch_size, self.device)
-        begin = np.full(batch_size, BEGIN_TOKEN, dtype=np.int64)
-        return cache, self._distribution(begin, cache)
+    def start(self, batch_size: int) -> tuple[KVCache | KernelState, np.ndarray]:
+        if self.engine == "kernels":
+            state = KernelState(*transformer_kernels.allocate_cache(self._kernel_weights,
+                                                                    batch_size))
+        else:
+            state = KVCache.allocate(self.model.config, batch_size, self.device)
+        return state, self._distribution(np.full(batch_size, BEGIN_TOKEN), state)
 
-    def step(self, state: KVCache, symbols: np.ndarray) -> np.ndarray:
+    def step(self, state: KVCache | KernelState, symbols: np.ndarray) -> np.ndarray:
         return self._distribution(symbols, state)
+
+    def sequence_distributions(self, sequence: bytes) -> np.ndarray:
+        if self.engine != "kernels":
+            return super().sequence_distributions(sequence)
+        self._check_room(len(sequence) - 1)
+        inputs = np.concatenate([[BEGIN_TOKEN], np.frombuffer(sequence, np.uint8)])[:len(sequence)]
+        keys, values = transformer_kernels.allocate_cache(self._kernel_weights, 1)
+        probabilities = np.empty((len(sequence), 256))
+        transformer_kernels.score_sequence(self._kernel_weights, inputs.astype(np.int64),
+                                           keys[0], values[0], probabilities)
+        return probabilities
 
 
 # --- checkpoints ------------------------------------------------------------------------
@@ -406,7 +471,7 @@ def check_fits(config: TransformerConfig, tensors: dict[str, torch.Tensor], path
 
 
 def load_pretrained(size: str = "200k", checkpoint: str | None = None,
-                    device: str = "cpu") -> TransformerPredictor:
+                    device: str = "cpu", engine: str = "auto") -> TransformerPredictor:
     """A ready predictor: the shipped checkpoint for `size`, or the file `checkpoint`
     (whose JSON config then decides the architecture and `size` is not used)."""
     if checkpoint is None:
@@ -420,6 +485,6 @@ def load_pretrained(size: str = "200k", checkpoint: str | None = None,
     model, record = load_checkpoint(path)
     training = record.get("training")
     held_out = training.get("held_out_chunked_rate_percent") if isinstance(training, dict) else None
-    return TransformerPredictor(model, device=device,
+    return TransformerPredictor(model, device=device, engine=engine,
                                 held_out_rate_percent=held_out if isinstance(held_out, float)
                                 else None)

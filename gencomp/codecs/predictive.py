@@ -23,7 +23,10 @@ Payload (integers little-endian; "varint" is unsigned LEB128):
 
 A chunk's stream is complete in itself, so chunks decode independently, and groups can be
 coded in separate processes (`workers`): each group is the same batch there, so the bytes
-do not depend on the number of workers. The decoder
+do not depend on the number of workers. A `batch_independent` predictor (the Transformer's
+CPU kernels) needs no batch at all: the encoder scores each chunk whole
+(`sequence_distributions`, bit-identical to stepping it) and the decoder steps one chunk
+at a time, whose model state then stays in the CPU's cache. The decoder
 refuses a payload from another predictor or other weights (ModelMismatchError) and never
 trusts a declared size before checking it against the caller's limit and the payload's
 own length.
@@ -150,6 +153,12 @@ class PredictiveCompressor(Compressor):
 
     def _chunk_log2_probs(self, chunks: Sequence[bytes]) -> Iterator[np.ndarray]:
         """log2 p of every byte of every chunk, chunk by chunk, grouped as the coder does."""
+        if self.predictor.batch_independent:
+            for chunk in chunks:
+                symbols = np.frombuffer(chunk, dtype=np.uint8)
+                probabilities = self.predictor.sequence_distributions(chunk)
+                yield np.log2(probabilities[np.arange(len(chunk)), symbols])
+            return
         for group in self._groups(chunks):
             lengths = [len(chunk) for chunk in group]
             log2_probs = np.zeros((len(group), max(lengths)))
@@ -215,6 +224,10 @@ class PredictiveCompressor(Compressor):
 
     def _encode_group(self, group: Sequence[bytes]) -> list[np.ndarray]:
         """Code each chunk of a group; rows are buffered and coded a block at a time."""
+        if self.predictor.batch_independent:
+            return [arithmetic.encode(np.frombuffer(chunk, dtype=np.uint8),
+                                      self.predictor.sequence_distributions(chunk))
+                    for chunk in group]
         encoders = [arithmetic.Encoder() for _ in group]
         lengths = [len(chunk) for chunk in group]
         block = np.zeros((len(group), ENCODE_BLOCK, 256))
@@ -255,6 +268,9 @@ class PredictiveCompressor(Compressor):
 
     def _decode_group(self, streams: Sequence[np.ndarray], lengths: Sequence[int]) -> bytes:
         """Mirror of `_walk` + `_encode_group`: decode one byte per chunk, then step."""
+        if self.predictor.batch_independent and len(streams) > 1:
+            return b"".join(self._decode_group([words], [length])
+                            for words, length in zip(streams, lengths, strict=True))
         decoders = [arithmetic.Decoder(words) for words in streams]
         longest = max(lengths)
         symbols = np.zeros((len(streams), longest), dtype=np.uint8)
@@ -380,12 +396,21 @@ def context_mixing(order: int = 4, table_bits: int = 13,
 @register("transformer", "the paper's byte-level Transformer (pretrained, shipped weights) "
           "+ arithmetic coding", is_model=True)
 def transformer(size: str = "200k", checkpoint: str | None = None, device: str = "cpu",
-                chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE,
-                fingerprint: str | None = None, workers: int = 1) -> PredictiveCompressor:
+                engine: str = "auto", chunk_size: int = DEFAULT_CHUNK_SIZE,
+                batch_size: int = DEFAULT_BATCH_SIZE, fingerprint: str | None = None,
+                workers: int = 1) -> PredictiveCompressor:
+    """`engine` "auto" picks the CPU kernels on the CPU; when decoding (`fingerprint`
+    given) it picks the engine that made the payload, so payloads coded before the
+    kernels existed (torch engine) still decode."""
     from predictors.transformer import load_pretrained  # imports torch: only when asked
 
-    return PredictiveCompressor(load_pretrained(size, checkpoint, device), chunk_size,
-                                batch_size, name="transformer",
+    predictor = load_pretrained(size, checkpoint, device, engine)
+    if engine == "auto" and fingerprint not in (None, predictor.fingerprint):
+        torch_engine = load_pretrained(size, checkpoint, device, "torch")
+        if torch_engine.fingerprint == fingerprint:
+            predictor = torch_engine
+    return PredictiveCompressor(predictor, chunk_size, batch_size, name="transformer",
                                 predictor_params={"size": size, "checkpoint": checkpoint,
-                                                  "device": device},
+                                                  "device": device,
+                                                  "engine": predictor.engine},
                                 fingerprint=fingerprint, workers=workers)
