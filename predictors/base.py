@@ -96,8 +96,13 @@ class Predictor(ABC):
 
         Sequences shorter than the longest are padded with zeros past their end; the padded
         positions are dropped from the result. This is the computation the coder uses, so
-        Σ −log2 p here is exactly the ideal code length of what the encoder codes.
+        Σ −log2 p here is exactly the ideal code length of what the encoder codes. (A
+        `batch_independent` predictor scores each sequence whole: the same bits.)
         """
+        if self.batch_independent:
+            return [np.log2(self.sequence_distributions(sequence)[
+                        np.arange(len(sequence)), np.frombuffer(sequence, dtype=np.uint8)])
+                    for sequence in sequences]
         if not sequences:
             return []
         longest = max(len(sequence) for sequence in sequences)

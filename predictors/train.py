@@ -155,9 +155,10 @@ def chunked_bits_per_byte(model: TransformerModel, data: np.ndarray, exact: bool
                           batch_size: int = 32) -> float:
     """Mean −log2 p per byte, each chunk coded from an empty context.
 
-    `exact=True` steps the coder's incremental path (`TransformerPredictor`), so this is
-    the ideal code length of what the coder writes. `exact=False` scores chunks with the
-    parallel forward pass: equal to float tolerance, much faster, for progress reports.
+    `exact=True` uses the coder's own computation (`TransformerPredictor`: the CPU kernels,
+    or torch stepping on a GPU), so this is the ideal code length of what the coder writes.
+    `exact=False` scores chunks with the parallel forward pass: equal to float tolerance,
+    faster on a GPU, for progress reports.
     """
     chunks = chunks_of(data, min(CHUNK_SIZE, model.config.context_length))
     total_bits = 0.0

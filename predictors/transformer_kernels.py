@@ -121,9 +121,10 @@ def allocate_cache(weights: KernelWeights, batch_size: int) -> tuple[np.ndarray,
 
 @_kernel
 def _exp_nonpositive(x, shift, out, exponent_bits, count):
-    """out[:count] = exp(x[:count] − shift) for x ≤ shift, to a relative 1e-7: 2^t as
-    2^⌊t⌋ · 2^(t−⌊t⌋), the power of two from its exponent bits, the fraction from a
-    polynomial."""
+    """out[:count] = exp(x[:count] − shift) for x ≤ shift: 2^t as 2^⌊t⌋ · 2^(t−⌊t⌋), the
+    power of two from its exponent bits, the fraction from a polynomial. Relative error
+    2e-7 + 8e-8·|x − shift| (the last term: float32 rounding of t); below −86 the result is
+    held at about 2^-125 instead of going subnormal."""
     for j in range(count):
         t = max((x[j] - shift) * LOG2_E, SMALLEST_EXPONENT)
         whole = np.floor(t)

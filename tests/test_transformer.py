@@ -60,8 +60,10 @@ def test_incremental_steps_match_the_parallel_forward_pass() -> None:
     assert np.abs(stepped - parallel).max() < 1e-4
 
 
-def test_stepping_is_deterministic_and_the_decoder_sees_the_encoders_probabilities() -> None:
-    predictor = TransformerPredictor(random_model())
+@pytest.mark.parametrize("engine", ["torch", "kernels"])
+def test_stepping_is_deterministic_and_the_decoder_sees_the_encoders_probabilities(
+        engine: str) -> None:
+    predictor = TransformerPredictor(random_model(), engine=engine)
     sequences = random_sequences(4, 40)
     encoded = predictor.symbol_log2_probs(sequences)
     again = predictor.symbol_log2_probs(sequences)
@@ -79,12 +81,13 @@ def test_stepping_is_deterministic_and_the_decoder_sees_the_encoders_probabiliti
             probabilities = predictor.step(state, symbols[:, position])
 
 
+@pytest.mark.parametrize("engine", ["torch", "kernels"])
 @pytest.mark.parametrize("batch_size", [1, 5, 16])
-def test_stepping_does_not_depend_on_the_thread_count(batch_size: int) -> None:
+def test_stepping_does_not_depend_on_the_thread_count(batch_size: int, engine: str) -> None:
     """The encoder and the decoder may start with different torch thread counts (small
     matrix products round differently with 1 and 2 threads; the predictor pins it)."""
     config = TransformerConfig(num_layers=2, context_length=128)
-    predictor = TransformerPredictor(random_model(config))
+    predictor = TransformerPredictor(random_model(config), engine=engine)
     sequences = random_sequences(batch_size, 100)
     threads = torch.get_num_threads()
     try:
@@ -179,6 +182,10 @@ def test_bad_checkpoints_raise_checkpoint_error(tmp_path: Path) -> None:
         load_checkpoint(path)
 
     rewrite_config(path, embedding_dim=16, num_layers=3)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_checkpoint(path)
+
+    rewrite_config(path, num_layers=2, widening_factor=1 << 20)  # checked before building
     with pytest.raises(CheckpointError, match="does not fit"):
         load_checkpoint(path)
 

@@ -1,0 +1,161 @@
+"""The Transformer's CPU kernels: the same network as the PyTorch model, and one exact
+computation whether a sequence is scored whole (the encoder) or stepped (the decoder)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gencomp.compressor import get_compressor
+from gencomp.container import pack, unpack
+from gencomp.errors import ModelMismatchError, UsageError
+from predictors import transformer_kernels
+from predictors.transformer import TransformerConfig, TransformerModel, TransformerPredictor
+
+#: Small, and with every remainder the kernels handle: 12-wide heads (an 8-row pass plus
+#: single rows), a context that is not a multiple of the 64-key block, widening 3.
+ODD = TransformerConfig(embedding_dim=24, num_layers=2, num_heads=2, widening_factor=3,
+                        context_length=100)
+TINY = TransformerConfig(embedding_dim=16, num_layers=2, num_heads=4, context_length=64)
+
+
+def random_model(config: TransformerConfig, seed: int = 0) -> TransformerModel:
+    torch.manual_seed(seed)
+    model = TransformerModel(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    return model.eval()
+
+
+def torch_distributions(model: TransformerModel, sequence: bytes) -> np.ndarray:
+    inputs = torch.tensor([0, *sequence[:-1]]).long()[None]
+    with torch.no_grad():
+        return torch.softmax(model(inputs).double(), dim=-1)[0].numpy()
+
+
+def stepped_distributions(predictor: TransformerPredictor, sequences: list[bytes],
+                          row: int) -> np.ndarray:
+    """Row `row`'s distributions when `sequences` are stepped together as one batch."""
+    longest = max(map(len, sequences))
+    padded = np.zeros((len(sequences), longest), dtype=np.uint8)
+    for index, sequence in enumerate(sequences):
+        padded[index, :len(sequence)] = np.frombuffer(sequence, np.uint8)
+    state, probabilities = predictor.start(len(sequences))
+    rows = [probabilities[row]]
+    for position in range(len(sequences[row]) - 1):
+        rows.append(predictor.step(state, padded[:, position])[row])
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("config", [TINY, ODD], ids=["tiny", "odd"])
+def test_kernels_compute_the_pytorch_models_distributions(config: TransformerConfig) -> None:
+    model = random_model(config)
+    predictor = TransformerPredictor(model, engine="kernels")
+    sequence = np.random.default_rng(3).integers(0, 256, config.context_length,
+                                                 dtype=np.uint8).tobytes()
+    kernels = predictor.sequence_distributions(sequence)
+    reference = torch_distributions(model, sequence)
+    assert kernels.shape == reference.shape == (config.context_length, 256)
+    assert np.abs(np.log2(kernels) - np.log2(reference)).max() < 1e-3
+    assert np.allclose(kernels.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_shipped_model_kernels_agree_with_pytorch_on_text() -> None:
+    from predictors.transformer import load_pretrained
+
+    predictor = load_pretrained("200k")
+    assert predictor.engine == "kernels"
+    text = (b"<page>\n    <title>Anarchism</title>\n    <id>12</id>\n    <revision>\n"
+            b"      <text xml:space=\"preserve\">'''Anarchism''' is a political philosophy")
+    kernels = predictor.sequence_distributions(text)
+    reference = torch_distributions(predictor.model, text)
+    symbols = np.frombuffer(text, np.uint8)
+    kernel_bits = -np.log2(kernels[np.arange(len(text)), symbols]).sum()
+    reference_bits = -np.log2(reference[np.arange(len(text)), symbols]).sum()
+    assert abs(kernel_bits - reference_bits) < 1e-4 * reference_bits
+    assert kernel_bits / len(text) < 3.5
+
+
+PREDICTORS = {config: TransformerPredictor(random_model(config, seed=1), engine="kernels")
+              for config in (TINY, ODD)}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_scoring_a_whole_sequence_equals_stepping_it_in_any_batch(data: st.DataObject) -> None:
+    """The encoder's one-call scoring and the decoder's steps, in a batch of any size with
+    other sequences of any length: identical bits."""
+    config = data.draw(st.sampled_from([TINY, ODD]))
+    predictor = PREDICTORS[config]
+    lengths = data.draw(st.lists(st.integers(1, config.context_length), min_size=1,
+                                 max_size=4))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    sequences = [rng.integers(0, 256, length, dtype=np.uint8).tobytes() for length in lengths]
+    row = data.draw(st.integers(0, len(sequences) - 1))
+    whole = predictor.sequence_distributions(sequences[row])
+    assert np.array_equal(whole, stepped_distributions(predictor, sequences, row))
+
+
+def test_products_round_every_operation_no_fused_multiply_add() -> None:
+    """Each output is ((x0·m0 + x1·m1) + …) with every product and sum rounded to float32:
+    what numpy computes one operation at a time. A compiler that fused a multiply and an add
+    would round once less and differ on most of these random values."""
+    rng = np.random.default_rng(0)
+    rows, columns = 13, 70
+    x = rng.standard_normal(rows).astype(np.float32)
+    matrix = rng.standard_normal((rows, columns)).astype(np.float32)
+    out = np.zeros(columns, np.float32)
+    transformer_kernels._matvec(x, matrix, out, columns)
+    expected = x[0] * matrix[0]
+    for row in range(1, rows):
+        expected = expected + x[row] * matrix[row]
+    assert expected.dtype == np.float32
+    assert np.array_equal(out, expected)
+
+
+def test_exp_kernel_is_accurate_and_total() -> None:
+    x = np.concatenate([-np.geomspace(1e-8, 87.0, 20000), [0.0, -100.0, -1e30]]).astype(
+        np.float32)
+    out = np.zeros_like(x)
+    transformer_kernels._exp_nonpositive(x, np.float32(0.0), out, np.zeros(len(x), np.int32),
+                                         len(x))
+    normal = x > -86.0  # exp(-86) ≈ 2^-124: the smallest power the kernel builds
+    relative = np.abs(out[normal] / np.exp(x[normal].astype(np.float64)) - 1)
+    # The polynomial's error, plus float32 rounding of log2(e) and of x·log2(e).
+    assert np.all(relative < 2e-7 + 8e-8 * np.abs(x[normal]))
+    assert out[0] <= 1.0 and out[-3] == 1.0  # exp(0)
+    assert np.all((out[~normal] > 0) & (out[~normal] < 1e-37))
+
+
+def test_the_engine_is_part_of_the_fingerprint_and_recorded() -> None:
+    model = random_model(TINY)
+    kernels = TransformerPredictor(model, engine="kernels")
+    pytorch = TransformerPredictor(model, engine="torch")
+    assert kernels.fingerprint != pytorch.fingerprint
+    assert TransformerPredictor(model).engine == "kernels"  # auto, on the CPU
+    assert get_compressor("transformer").params["engine"] == "kernels"
+    with pytest.raises(UsageError, match="engine"):
+        TransformerPredictor(model, engine="fast")
+
+
+def test_payloads_decode_with_the_engine_that_coded_them() -> None:
+    data = np.random.default_rng(5).bytes(300) + b"the quick brown fox " * 20
+    for engine in ("torch", "kernels"):
+        compressor = get_compressor("transformer", engine=engine, chunk_size=256,
+                                    batch_size=2)
+        container = pack(compressor, data)
+        assert unpack(container) == data
+
+    # A payload made before the kernels existed records no engine: "auto" finds torch's.
+    old = get_compressor("transformer", engine="torch", chunk_size=256)
+    payload = old.compress(data)
+    restored = get_compressor("transformer", chunk_size=256,
+                              fingerprint=old.predictor.fingerprint)
+    assert restored.predictor.engine == "torch" and restored.decompress(payload) == data
+    with pytest.raises(ModelMismatchError):
+        get_compressor("transformer", engine="kernels", chunk_size=256).decompress(payload)
