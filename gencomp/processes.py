@@ -1,4 +1,4 @@
-"""Worker processes for the benchmark and for model coding, shared so both stop the same way.
+"""Workers for the benchmark and for model coding, shared so both stop the same way.
 
 Workers are spawned, not forked: a forked copy of a process that has started torch's thread
 pools can deadlock. They ignore Ctrl-C, which the main process handles by terminating them,
@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 
@@ -52,3 +52,16 @@ def map_in_order(function: Callable[..., Any], jobs: list[tuple[Any, ...]], work
     with process_pool(min(workers, len(jobs))) as pool:
         futures = [pool.submit(function, *job) for job in jobs]
         return [future.result() for future in futures]
+
+
+def map_in_threads(function: Callable[..., Any], jobs: list[tuple[Any, ...]], workers: int
+                   ) -> list[Any]:
+    """[function(*job) for job in jobs] on `workers` threads: for work that releases the
+    GIL (numba kernels), with nothing to start or load. On an error or Ctrl-C the queued
+    jobs are cancelled; the running ones, which cannot be interrupted, finish."""
+    pool = ThreadPoolExecutor(min(workers, len(jobs)))
+    try:
+        futures = [pool.submit(function, *job) for job in jobs]
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

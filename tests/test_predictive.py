@@ -205,10 +205,11 @@ def test_chunk_size_longer_than_the_model_context_is_a_usage_error() -> None:
         get_compressor("transformer", chunk_size=4096)
 
 
-def test_worker_processes_give_the_same_bytes(enwik8_megabyte: bytes) -> None:
-    data = enwik8_megabyte[:1700]  # four groups of one 512-byte chunk (the last one short)
-    one = get_compressor("cm", chunk_size=512, batch_size=1)
-    two = get_compressor("cm", chunk_size=512, batch_size=1, workers=2)
+@pytest.mark.parametrize("name", ["cm", "transformer"])  # worker processes; threads
+def test_workers_give_the_same_bytes(name: str, enwik8_megabyte: bytes) -> None:
+    data = enwik8_megabyte[:1700]  # four chunks of 512 bytes (the last one short)
+    one = get_compressor(name, chunk_size=512, batch_size=2)
+    two = get_compressor(name, chunk_size=512, batch_size=2, workers=2)
     payload = one.compress(data)
     assert two.compress(data) == payload
     assert two.decompress(payload) == data

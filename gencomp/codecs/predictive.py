@@ -25,8 +25,8 @@ A chunk's stream is complete in itself, so chunks decode independently, and grou
 coded in separate processes (`workers`): each group is the same batch there, so the bytes
 do not depend on the number of workers. A `batch_independent` predictor (the Transformer's
 CPU kernels) needs no batch at all: the encoder scores each chunk whole
-(`sequence_distributions`, bit-identical to stepping it) and the decoder steps one chunk
-at a time, whose model state then stays in the CPU's cache. The decoder
+(`sequence_distributions`, bit-identical to stepping it), the decoder steps one chunk at a
+time, whose model state then stays in the CPU's cache, and workers are threads. The decoder
 refuses a payload from another predictor or other weights (ModelMismatchError) and never
 trusts a declared size before checking it against the caller's limit and the payload's
 own length.
@@ -58,7 +58,7 @@ from gencomp.errors import (
     SizeLimitError,
     TruncatedError,
 )
-from gencomp.processes import map_in_order
+from gencomp.processes import map_in_order, map_in_threads
 from predictors.base import Predictor
 
 MAGIC = b"GCP"
@@ -209,8 +209,16 @@ class PredictiveCompressor(Compressor):
 
     # --- coding ------------------------------------------------------------------------
 
+    @property
+    def _job_size(self) -> int:
+        """Chunks per unit of work: a batch group, or one chunk when batches do not matter
+        (so that work spreads evenly and an interrupt waits for one chunk at most)."""
+        return 1 if self.predictor.batch_independent else self.batch_size
+
     def compress(self, data: bytes) -> bytes:
-        jobs = [(group,) for group in self._groups(self._chunks(data))]
+        chunks = self._chunks(data)
+        jobs = [(chunks[start:start + self._job_size],)
+                for start in range(0, len(chunks), self._job_size)]
         streams = [stream for group_streams in self._each_group("_encode_group", jobs)
                    for stream in group_streams]
         name = self.predictor.name.encode("utf-8")
@@ -247,7 +255,8 @@ class PredictiveCompressor(Compressor):
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         limit = output_limit(max_output_bytes)
         parsed = self._parse(payload, limit)
-        size, group = parsed.chunk_size, parsed.group_size
+        size = parsed.chunk_size
+        group = 1 if self.predictor.batch_independent else parsed.group_size
         chunk_lengths = [min(size, parsed.length - start)
                          for start in range(0, parsed.length, size)]
         jobs = [(parsed.streams[start:start + group], chunk_lengths[start:start + group])
@@ -260,17 +269,18 @@ class PredictiveCompressor(Compressor):
 
     def _each_group(self, method: str, jobs: list[tuple[Any, ...]]) -> list[Any]:
         """`method` of this compressor on each job (a group's arguments), in order; spread
-        over the worker processes when there are several workers and groups."""
+        over several workers when there are several jobs. A batch-independent predictor's
+        kernels release the GIL, so its workers are threads sharing the loaded model;
+        other predictors get processes, each loading its own."""
         if self.workers == 1 or len(jobs) < 2:
             return [getattr(self, method)(*job) for job in jobs]
+        if self.predictor.batch_independent:
+            return map_in_threads(getattr(self, method), jobs, self.workers)
         recipe = (self.name, tuple(sorted(self.params.items())))
         return map_in_order(_in_worker, [(recipe, method, *job) for job in jobs], self.workers)
 
     def _decode_group(self, streams: Sequence[np.ndarray], lengths: Sequence[int]) -> bytes:
         """Mirror of `_walk` + `_encode_group`: decode one byte per chunk, then step."""
-        if self.predictor.batch_independent and len(streams) > 1:
-            return b"".join(self._decode_group([words], [length])
-                            for words, length in zip(streams, lengths, strict=True))
         decoders = [arithmetic.Decoder(words) for words in streams]
         longest = max(lengths)
         symbols = np.zeros((len(streams), longest), dtype=np.uint8)
