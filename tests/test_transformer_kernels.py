@@ -14,21 +14,12 @@ from gencomp.container import pack, unpack
 from gencomp.errors import ModelMismatchError, UsageError
 from predictors import transformer_kernels
 from predictors.transformer import TransformerConfig, TransformerModel, TransformerPredictor
+from tests.test_transformer import TINY, random_model
 
 #: Small, and with every remainder the kernels handle: 12-wide heads (an 8-row pass plus
 #: single rows), a context that is not a multiple of the 64-key block, widening 3.
 ODD = TransformerConfig(embedding_dim=24, num_layers=2, num_heads=2, widening_factor=3,
                         context_length=100)
-TINY = TransformerConfig(embedding_dim=16, num_layers=2, num_heads=4, context_length=64)
-
-
-def random_model(config: TransformerConfig, seed: int = 0) -> TransformerModel:
-    torch.manual_seed(seed)
-    model = TransformerModel(config)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.3 * torch.randn_like(parameter))
-    return model.eval()
 
 
 def torch_distributions(model: TransformerModel, sequence: bytes) -> np.ndarray:
