@@ -5,8 +5,8 @@ byte by byte give identical bits.
 Why this exists. An arithmetic decoder needs, bit for bit, the probabilities the encoder
 coded with. The encoder knows every byte and could score a chunk in one pass; the decoder
 must feed one byte at a time. With PyTorch the two computations round differently (BLAS
-and the attention kernel pick other blockings for one row than for 2048), so until now
-both sides stepped the slow way (`TransformerModel.forward_step`). Here every output
+and the attention kernel pick other blockings for one row than for 2048), so the torch
+engine steps on both sides, the slow way (`TransformerModel.forward_step`). Here every output
 element is a fixed sequence of IEEE float32 operations written out below: no BLAS, no
 fast-math flags (so the compiler may not reassociate sums or fuse a multiply and an add),
 and our own `exp`. numba may vectorise across independent outputs, never within one
@@ -15,8 +15,9 @@ output's sum. So `score_sequence` (the encoder: a whole chunk in one call) and `
 that numba compiles for, since sqrt and division are correctly rounded everywhere.
 
 Sums over the attended keys use a fixed folding order (`_fold_sum`) that vectorises; each
-row is padded with zeros to a multiple of `LANES`, and both paths see the same zeros
-because the key/value cache starts zeroed for every sequence.
+row is padded with zeros to a multiple of `BLOCK` keys, and both paths see the same zeros
+because the key/value cache starts zeroed for every sequence and a position's key and
+value are written just before it attends.
 
 The parameters come from a `TransformerModel` (`pack_weights`); the model itself stays the
 PyTorch module that trains and runs on the GPU. `tests/test_transformer_kernels.py` checks
@@ -48,7 +49,6 @@ GELU_SCALE = np.float32(math.sqrt(2.0 / math.pi))
 GELU_CUBIC = np.float32(0.044715)
 HALF = np.float32(0.5)
 ONE = np.float32(1.0)
-NEGATIVE_FILL = np.float32(-1e30)
 
 _kernel = numba.njit(cache=True, boundscheck=False, nogil=True, error_model="numpy")
 
@@ -72,6 +72,7 @@ class KernelWeights(NamedTuple):
     head: np.ndarray           # (dim, 256)
     head_bias: np.ndarray      # (256,)
     attention_scale: np.float32
+    num_heads: int
 
 
 def pack_weights(model) -> KernelWeights:  # model: predictors.transformer.TransformerModel
@@ -103,6 +104,7 @@ def pack_weights(model) -> KernelWeights:  # model: predictors.transformer.Trans
         head=array(model.head.weight.T),
         head_bias=array(model.head.bias),
         attention_scale=np.float32(config.head_dim**-0.5),
+        num_heads=config.num_heads,
     )
 
 
@@ -110,9 +112,8 @@ def allocate_cache(weights: KernelWeights, batch_size: int) -> tuple[np.ndarray,
     """Zeroed key and value caches (batch, layers, heads, head_dim, context): keys and
     values are stored transposed, so one head's attention reads contiguous rows."""
     layers, dim = weights.qkv.shape[:2]
-    heads = dim // round(weights.attention_scale**-2)
     capacity = -(-weights.positions.shape[0] // BLOCK) * BLOCK
-    shape = (batch_size, layers, heads, dim // heads, capacity)
+    shape = (batch_size, layers, weights.num_heads, dim // weights.num_heads, capacity)
     return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
 
 
