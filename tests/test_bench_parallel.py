@@ -3,6 +3,7 @@ resumes without redoing finished tasks and without leaving partial files."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +111,24 @@ def test_an_interrupted_run_resumes_where_it_stopped(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "run"
     _stop_after(monkeypatch, 7)
-    # Children of earlier tests (a Dask cluster's) may still be exiting on a loaded machine.
-    earlier = set(multiprocessing.active_children())
+    # This run's workers, as its pool held them when the interrupt reached it (counting all
+    # children instead would count an earlier test's Dask processes, still exiting).
+    workers_seen: list[multiprocessing.process.BaseProcess] = []
+    pool_of = bench.process_pool
+
+    @contextlib.contextmanager
+    def watched_pool(count: int) -> Iterator[Any]:
+        with pool_of(count) as pool:
+            try:
+                yield pool
+            finally:
+                workers_seen.extend((pool._processes or {}).values())
+
+    monkeypatch.setattr(bench, "process_pool", watched_pool)
     assert _cli(output, data_dir, "--workers", workers) == 130
     assert "7 of 20 tasks are stored" in capsys.readouterr().err
-    assert set(multiprocessing.active_children()) <= earlier  # this run's workers were stopped
+    assert len(workers_seen) == (0 if workers == "1" else 2)
+    assert not any(worker.is_alive() for worker in workers_seen)  # stopped, not finishing
     _no_partial_files(output)
     assert not (output / "results.json").exists()
     finished = {path.name: path.stat().st_mtime_ns for path in (output / "tasks").glob("*.json")}
