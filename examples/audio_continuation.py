@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from gencomp import available_compressors, get_compressor
+from gencomp import get_compressor
 from gencomp.cli import run_script
 from gencomp.render import AudioClip, audio_figure, figure_png, wav_bytes
 from gencomp.render.audio import loudest_window
-from gencomp.render.gallery import DEFAULT_COMPRESSORS, default_prompt
+from gencomp.render.gallery import default_compressors, default_prompt
 from samplers.modalities import continue_audio, load_audio_prompt
 
 PROMPT_SAMPLES = 1024
@@ -34,9 +34,7 @@ def main() -> None:
     original = utterance[start:start + PROMPT_SAMPLES + GENERATED_SAMPLES]
 
     clips = [AudioClip("original", original, PROMPT_SAMPLES)]
-    for name in DEFAULT_COMPRESSORS:
-        if name not in available_compressors():
-            continue  # e.g. no trained transformer in this checkout
+    for name in default_compressors():  # those registered in this checkout
         started = time.perf_counter()
         samples = continue_audio(get_compressor(name), original[:PROMPT_SAMPLES],
                                  GENERATED_SAMPLES, seed=SEED)

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from gencomp import available_compressors, get_compressor
+from gencomp import get_compressor
 from gencomp.cli import run_script
 from gencomp.render import ImagePanel, image_grid, image_prompt_region
-from gencomp.render.gallery import DEFAULT_COMPRESSORS, default_prompt
+from gencomp.render.gallery import default_compressors, default_prompt
 from samplers.modalities import continue_image_rows, load_image_prompt
 
 HEIGHT, WIDTH = 32, 64
@@ -28,9 +28,7 @@ def main() -> None:
     region = image_prompt_region(load_image_prompt(path), HEIGHT, WIDTH)
 
     panels = [ImagePanel("original", region)]
-    for name in DEFAULT_COMPRESSORS:
-        if name not in available_compressors():
-            continue  # e.g. no trained transformer in this checkout
+    for name in default_compressors():  # those registered in this checkout
         started = time.perf_counter()
         generated = continue_image_rows(get_compressor(name), region, seed=SEED)
         print(f"{name:12} {time.perf_counter() - started:6.1f} s")

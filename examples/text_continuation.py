@@ -14,10 +14,10 @@ LZ codecs such as gzip see the repeats they are built to code). A few minutes on
 import sys
 from pathlib import Path
 
-from gencomp import available_compressors, get_compressor
+from gencomp import get_compressor
 from gencomp.cli import run_script
 from gencomp.render import visible_text
-from gencomp.render.gallery import DEFAULT_COMPRESSORS, DEFAULT_TEXT_OFFSET, default_prompt
+from gencomp.render.gallery import DEFAULT_TEXT_OFFSET, default_compressors, default_prompt
 from samplers import sample_continuation
 
 PROMPT_BYTES = 1024
@@ -44,9 +44,7 @@ def main() -> None:
     print(visible_text(prompt[-300:]))
     print(f"\n{'original':26}{one_line(truth)}")
 
-    for name in DEFAULT_COMPRESSORS:
-        if name not in available_compressors():
-            continue  # e.g. no trained transformer in this checkout
+    for name in default_compressors():  # those registered in this checkout
         compressor = get_compressor(name)
         samplers = ("code-length",) if compressor.predictor else ("code-length", "lookahead")
         for sampler in samplers:

@@ -258,6 +258,11 @@ def image_patches(image: np.ndarray, first: int, num_chunks: int, chunk_size: in
     return patches
 
 
+#: LibriSpeech's sample rate, at which audio is modelled (prompts in other rates are
+#: resampled to it).
+SAMPLE_RATE = 16000
+
+
 def audio_to_bytes(samples: np.ndarray) -> bytes:
     """16-bit signed samples → 8-bit unsigned: the high byte (arithmetic shift) + 128."""
     return ((samples.astype(np.int16) >> 8) + 128).astype(np.uint8).tobytes()

@@ -46,22 +46,23 @@ def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
         pool.shutdown(wait=True)
 
 
-def map_in_order(function: Callable[..., Any], jobs: list[tuple[Any, ...]], workers: int
-                 ) -> list[Any]:
-    """[function(*job) for job in jobs], the jobs spread over `workers` processes."""
-    with process_pool(min(workers, len(jobs))) as pool:
-        futures = [pool.submit(function, *job) for job in jobs]
-        return [future.result() for future in futures]
-
-
-def map_in_threads(function: Callable[..., Any], jobs: list[tuple[Any, ...]], workers: int
-                   ) -> list[Any]:
-    """[function(*job) for job in jobs] on `workers` threads: for work that releases the
-    GIL (numba kernels), with nothing to start or load. On an error or Ctrl-C the queued
-    jobs are cancelled; the running ones, which cannot be interrupted, finish."""
-    pool = ThreadPoolExecutor(min(workers, len(jobs)))
+@contextlib.contextmanager
+def thread_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A pool of `workers` threads, for work that releases the GIL (numba kernels): nothing
+    to start or load. Leaving the block cancels the queued jobs; running ones, which cannot
+    be interrupted, finish."""
+    pool = ThreadPoolExecutor(workers)
     try:
-        futures = [pool.submit(function, *job) for job in jobs]
-        return [future.result() for future in futures]
+        yield pool
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def map_in_order(function: Callable[..., Any], jobs: list[tuple[Any, ...]], workers: int,
+                 threads: bool = False) -> list[Any]:
+    """[function(*job) for job in jobs], the jobs spread over `workers` processes (or
+    threads)."""
+    pool_of = thread_pool if threads else process_pool
+    with pool_of(min(workers, len(jobs))) as pool:
+        futures = [pool.submit(function, *job) for job in jobs]
+        return [future.result() for future in futures]

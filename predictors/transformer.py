@@ -371,11 +371,12 @@ class TransformerPredictor(Predictor):
         if self.engine != "kernels":
             return super().sequence_distributions(sequence)
         self._check_room(len(sequence) - 1)
-        inputs = np.concatenate([[BEGIN_TOKEN], np.frombuffer(sequence, np.uint8)])[:len(sequence)]
+        inputs = np.full(len(sequence), BEGIN_TOKEN, dtype=np.int64)  # then bytes 0 … n−2
+        inputs[1:] = np.frombuffer(sequence[:-1], dtype=np.uint8)
         keys, values = transformer_kernels.allocate_cache(self._kernel_weights, 1)
         probabilities = np.empty((len(sequence), 256))
-        transformer_kernels.score_sequence(self._kernel_weights, inputs.astype(np.int64),
-                                           keys[0], values[0], probabilities)
+        transformer_kernels.score_sequence(self._kernel_weights, inputs, keys[0], values[0],
+                                           probabilities)
         return probabilities
 
 

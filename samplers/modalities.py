@@ -31,11 +31,10 @@ import soundfile
 from PIL import Image
 
 from gencomp.compressor import Compressor, get_compressor
-from gencomp.datasets import audio_to_bytes, grayscale_image
+from gencomp.datasets import SAMPLE_RATE, audio_to_bytes, grayscale_image
 from gencomp.errors import UsageError
 from samplers.continuation import progress_bar, sample_continuation
 
-SAMPLE_RATE = 16000
 PATCH_ROWS, PATCH_COLUMNS = 32, 64
 
 

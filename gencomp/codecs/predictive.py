@@ -58,7 +58,7 @@ from gencomp.errors import (
     SizeLimitError,
     TruncatedError,
 )
-from gencomp.processes import map_in_order, map_in_threads
+from gencomp.processes import map_in_order
 from predictors.base import Predictor
 
 MAGIC = b"GCP"
@@ -91,9 +91,10 @@ class PredictiveCompressor(Compressor):
     `name` and `predictor_params` are what the registry needs to rebuild it
     (`get_compressor(name, **params)`); they default to the predictor's name and config.
     Passing `fingerprint` (as a container does) checks that the predictor is the model the
-    data was compressed with. `workers` > 1 codes groups of `batch_size` chunks in that many
-    processes, each rebuilding the compressor from the registry; it is not a parameter of
-    the bytes, so it is not in `params`.
+    data was compressed with. `workers` > 1 codes that many jobs at once: groups of
+    `batch_size` chunks in processes that each rebuild the compressor from the registry,
+    or, for a `batch_independent` predictor, single chunks in threads sharing this one. It
+    is not a parameter of the bytes, so it is not in `params`.
     """
 
     def __init__(self, predictor: Predictor, chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -152,21 +153,10 @@ class PredictiveCompressor(Compressor):
                 probabilities = self.predictor.step(state, symbols[:, position])
 
     def _chunk_log2_probs(self, chunks: Sequence[bytes]) -> Iterator[np.ndarray]:
-        """log2 p of every byte of every chunk, chunk by chunk, grouped as the coder does."""
-        if self.predictor.batch_independent:
-            for chunk in chunks:
-                symbols = np.frombuffer(chunk, dtype=np.uint8)
-                probabilities = self.predictor.sequence_distributions(chunk)
-                yield np.log2(probabilities[np.arange(len(chunk)), symbols])
-            return
+        """log2 p of every byte of every chunk, chunk by chunk, grouped as the coder does
+        (`symbol_log2_probs` steps a group exactly as `_walk` does)."""
         for group in self._groups(chunks):
-            lengths = [len(chunk) for chunk in group]
-            log2_probs = np.zeros((len(group), max(lengths)))
-            rows = np.arange(len(group))
-            for position, (probabilities, symbols) in enumerate(self._walk(group)):
-                log2_probs[:, position] = np.log2(probabilities[rows, symbols])
-            for row, length in enumerate(lengths):
-                yield log2_probs[row, :length]
+            yield from self.predictor.symbol_log2_probs(group)
 
     # --- code lengths ------------------------------------------------------------------
 
@@ -209,16 +199,15 @@ class PredictiveCompressor(Compressor):
 
     # --- coding ------------------------------------------------------------------------
 
-    @property
-    def _job_size(self) -> int:
+    def _job_size(self, group_size: int) -> int:
         """Chunks per unit of work: a batch group, or one chunk when batches do not matter
         (so that work spreads evenly and an interrupt waits for one chunk at most)."""
-        return 1 if self.predictor.batch_independent else self.batch_size
+        return 1 if self.predictor.batch_independent else group_size
 
     def compress(self, data: bytes) -> bytes:
         chunks = self._chunks(data)
-        jobs = [(chunks[start:start + self._job_size],)
-                for start in range(0, len(chunks), self._job_size)]
+        size = self._job_size(self.batch_size)
+        jobs = [(chunks[start:start + size],) for start in range(0, len(chunks), size)]
         streams = [stream for group_streams in self._each_group("_encode_group", jobs)
                    for stream in group_streams]
         name = self.predictor.name.encode("utf-8")
@@ -255,8 +244,7 @@ class PredictiveCompressor(Compressor):
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         limit = output_limit(max_output_bytes)
         parsed = self._parse(payload, limit)
-        size = parsed.chunk_size
-        group = 1 if self.predictor.batch_independent else parsed.group_size
+        size, group = parsed.chunk_size, self._job_size(parsed.group_size)
         chunk_lengths = [min(size, parsed.length - start)
                          for start in range(0, parsed.length, size)]
         jobs = [(parsed.streams[start:start + group], chunk_lengths[start:start + group])
@@ -275,7 +263,7 @@ class PredictiveCompressor(Compressor):
         if self.workers == 1 or len(jobs) < 2:
             return [getattr(self, method)(*job) for job in jobs]
         if self.predictor.batch_independent:
-            return map_in_threads(getattr(self, method), jobs, self.workers)
+            return map_in_order(getattr(self, method), jobs, self.workers, threads=True)
         recipe = (self.name, tuple(sorted(self.params.items())))
         return map_in_order(_in_worker, [(recipe, method, *job) for job in jobs], self.workers)
 
@@ -412,11 +400,13 @@ def transformer(size: str = "200k", checkpoint: str | None = None, device: str =
     """`engine` "auto" picks the CPU kernels on the CPU; when decoding (`fingerprint`
     given) it picks the engine that made the payload, so payloads coded before the
     kernels existed (torch engine) still decode."""
-    from predictors.transformer import load_pretrained  # imports torch: only when asked
+    # imports torch: only when asked
+    from predictors.transformer import TransformerPredictor, load_pretrained
 
     predictor = load_pretrained(size, checkpoint, device, engine)
     if engine == "auto" and fingerprint not in (None, predictor.fingerprint):
-        torch_engine = load_pretrained(size, checkpoint, device, "torch")
+        torch_engine = TransformerPredictor(predictor.model, device, engine="torch",
+                                            held_out_rate_percent=predictor.held_out_rate_percent)
         if torch_engine.fingerprint == fingerprint:
             predictor = torch_engine
     return PredictiveCompressor(predictor, chunk_size, batch_size, name="transformer",

@@ -57,7 +57,8 @@ def parse_size(text: str) -> int:
     return int(number) * _SIZE_UNITS[unit]
 
 
-WORKERS_HELP = ("Processes for a model compressor, one group of batch_size chunks each "
+WORKERS_HELP = ("Workers for a model compressor: processes coding groups of batch_size "
+                "chunks, or threads coding single chunks for the Transformer's CPU kernels "
                 "(the bytes do not change).")
 
 

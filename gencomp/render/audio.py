@@ -18,9 +18,9 @@ import soundfile
 from matplotlib.figure import Figure
 from PIL import Image
 
+from gencomp.datasets import SAMPLE_RATE
 from gencomp.errors import UsageError
 
-SAMPLE_RATE = 16000
 BOUNDARY_COLOR = "#e41a1c"
 SPECTROGRAM_RANGE_DB = 80.0
 

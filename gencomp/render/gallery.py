@@ -30,7 +30,12 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from gencomp.compressor import Compressor, available_compressors, get_compressor
+from gencomp.compressor import (
+    Compressor,
+    available_compressors,
+    compressor_spec,
+    get_compressor,
+)
 from gencomp.datasets import DataLocations
 from gencomp.errors import DataNotFoundError, OutputExistsError, UsageError
 from gencomp.fileio import read_input, write_output, write_text
@@ -480,7 +485,7 @@ def _check_inputs(settings: GallerySettings) -> None:
         check_settings(sampler, settings.length, settings.horizon, beam_width=8,
                        temperature=settings.temperature, top_k=None, seed=settings.seed)
     for name in settings.compressors:
-        if get_compressor(name).predictor is None and "exact" in settings.samplers:
+        if not compressor_spec(name).is_model and "exact" in settings.samplers:
             raise UsageError(f"sampler 'exact' needs a model compressor; {name!r} is not one")
     height, width = settings.image_size
     if height < 1 or width < 2:
