@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--compressors", default=None, help="Only these (comma-separated).")
     parser.add_argument("--text-file", type=Path, default=None)
     arguments = parser.parse_args()
-    text = locate("text", DataLocations(text_file=arguments.text_file)).read_bytes()
+    text = locate("text", DataLocations(paths={"text": arguments.text_file})).read_bytes()
     chunks = [int(chunk) for chunk in arguments.chunks.split(",")]
     seeds = [int(seed) for seed in arguments.seeds.split(",")]
     wanted = arguments.compressors.split(",") if arguments.compressors else None

@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--text-file", type=Path, default=None)
     arguments = parser.parse_args()
-    text_file = locate("text", DataLocations(text_file=arguments.text_file))
+    text_file = locate("text", DataLocations(paths={"text": arguments.text_file}))
     text = text_file.read_bytes()[: max(CONTEXT_SIZES.values())]
     print(f"scoring 256 next-byte candidates after the first N bytes of {text_file.name}")
     print(f"best of ≥ {arguments.repeats} runs and ≥ {arguments.seconds:g} s per path")

@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from gencomp.compressor import Compressor, compressor_spec, compressor_specs, get_compressor
-from gencomp.datasets import CHUNK_SIZE, DataLocations, Segment, open_dataset, read_chunks
+from gencomp.constants import CHUNK_SIZE
+from gencomp.datasets import DataLocations, Segment, open_dataset, read_chunks
 from gencomp.errors import OutputExistsError, UsageError
 from gencomp.fileio import write_text
 from gencomp.processes import process_pool

@@ -19,36 +19,30 @@ from rich.console import Console
 from rich.table import Table
 
 from gencomp.bench import OUTPUT_FILES, PAPER_BYTES, PAPER_NUM_CHUNKS, RunOutcome
+from gencomp.datasets import data_source
 from gencomp.fileio import write_output
 
-DATASET_TITLES = {"text": "enwik9", "image": "ImageNet", "audio": "LibriSpeech",
-                  "random": "Random"}
-
-#: Table 1, raw rates (%), per compressor: (enwik9, ImageNet, LibriSpeech, random).
-PAPER_TABLE_1 = {
-    "unchunked": {"gzip": (32.3, 70.7, 36.4, 100.0), "lzma2": (23.0, 57.9, 29.9, 100.0),
-                  "png": (42.9, 58.5, 32.2, 100.0), "flac": (89.5, 61.9, 30.9, 107.8)},
-    "chunked": {"gzip": (48.1, 68.6, 38.5, 100.1), "lzma2": (50.0, 62.4, 38.2, 100.0),
-                "png": (80.6, 61.7, 37.6, 103.2), "flac": (88.9, 60.9, 30.3, 107.2)},
-}
-#: Table 1, the paper's Transformers trained on enwik8: adjusted rate (%) on enwik9, by size.
-PAPER_TRANSFORMER_ADJUSTED = {200_000: 30.9, 800_000: 21.9, 3_200_000: 17.7}
 #: Worker counts the paper-scale estimate is shown for.
 ESTIMATE_WORKERS = (1, 2, 16, 64)
 
 
+def dataset_title(dataset: str) -> str:
+    """The paper's name for a data set (its column title)."""
+    return data_source(dataset).title
+
+
 def paper_rate(row: dict[str, Any], mode: str) -> float | None:
     """The paper's number for this row's cell, if it published one."""
+    source = data_source(row["dataset"])
     if mode == "adjusted":
-        if row["compressor"] != "transformer" or row["dataset"] != "text":
+        by_size = source.paper_transformer_adjusted
+        if row["compressor"] != "transformer" or not by_size:
             return None
-        size = min(PAPER_TRANSFORMER_ADJUSTED,
-                   key=lambda size: abs(math.log(size / max(row["num_parameters"], 1))))
+        size = min(by_size, key=lambda size: abs(math.log(size / max(row["num_parameters"], 1))))
         # Beside a model of about the same size only (the paper's 200K preset is 232K).
         close = abs(math.log(size / max(row["num_parameters"], 1))) < math.log(1.5)
-        return PAPER_TRANSFORMER_ADJUSTED[size] if close else None
-    values = PAPER_TABLE_1[mode].get(row["compressor"])
-    return values[list(DATASET_TITLES).index(row["dataset"])] if values else None
+        return by_size[size] if close else None
+    return source.paper_rates.get(mode, {}).get(row["compressor"])
 
 
 def _cell(ours: float | None, paper: float | None) -> str:
@@ -63,7 +57,7 @@ def _grid(rows: list[dict[str, Any]], mode: str) -> tuple[list[str], list[list[s
     compressors = list(dict.fromkeys(row["compressor"] for row in rows
                                      if mode == "chunked" or not row["is_model"]))
     lookup = {(row["compressor"], row["dataset"]): row for row in rows}
-    header = ["compressor"] + [DATASET_TITLES[name] for name in datasets]
+    header = ["compressor"] + [dataset_title(name) for name in datasets]
     body = [[name] + [_cell(lookup[name, dataset][f"{mode}_rate"],
                             paper_rate(lookup[name, dataset], mode)) for dataset in datasets]
             for name in compressors]
@@ -73,7 +67,7 @@ def _grid(rows: list[dict[str, Any]], mode: str) -> tuple[list[str], list[list[s
 def _model_grid(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = ["model", "data set", "parameters", "raw", "adjusted (this data)",
               "adjusted at 1 GB (paper)", "held out (training record)"]
-    body = [[row["compressor"], DATASET_TITLES[row["dataset"]], f"{row['num_parameters']:,}",
+    body = [[row["compressor"], dataset_title(row["dataset"]), f"{row['num_parameters']:,}",
              f"{row['chunked_rate']:.1f}", f"{row['adjusted_rate']:.1f}",
              _cell(row["adjusted_rate_1gb"], paper_rate(row, "adjusted")),
              _cell(row.get("held_out_rate"), None)]
@@ -223,7 +217,7 @@ def markdown(rows: list[dict[str, Any]], outcome: RunOutcome) -> str:
     for name, info in outcome.plan.data.items():
         source = (f"random bytes, seed {info['location']}" if name == "random"
                   else f"`{info['location']}`")
-        lines.append(f"- {DATASET_TITLES[name]}: {info['num_chunks']} chunks from {source}")
+        lines.append(f"- {dataset_title(name)}: {info['num_chunks']} chunks from {source}")
     for title, (header, body) in _sections(rows, outcome):
         lines += ["", f"## {title}", "", "| " + " | ".join(header) + " |",
                   "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
@@ -288,7 +282,7 @@ def figure_png(rows: list[dict[str, Any]]) -> bytes:
             if paper:
                 axis.scatter([x for x, _ in paper], [value for _, value in paper], marker="D",
                              color="black", s=18, zorder=3, label="paper")
-        axis.set_xticks(range(len(datasets)), [DATASET_TITLES[name] for name in datasets])
+        axis.set_xticks(range(len(datasets)), [dataset_title(name) for name in datasets])
         axis.set_title(f"{mode} ({'chunks of 2048 bytes' if mode == 'chunked' else 'one file'})")
         axis.axhline(100, color="gray", linewidth=0.6, linestyle=":")
         axis.grid(axis="y", alpha=0.3)

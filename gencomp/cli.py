@@ -13,7 +13,16 @@ from collections.abc import Callable
 import typer
 from typer.exceptions import TyperException
 
-from gencomp.commands import bench, codec, data, render, sample, set_invocation, train
+from gencomp.commands import (
+    bench,
+    codec,
+    data,
+    render,
+    sample,
+    set_invocation,
+    train,
+    user_message,
+)
 from gencomp.errors import GencompError
 
 app = typer.Typer(
@@ -60,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except GencompError as error:
         if _debug:
             raise
-        return _fail(str(error))
+        return _fail(user_message(error))
     except (typer.Abort, KeyboardInterrupt):
         return _interrupted()
     except TyperException as error:  # typer's own usage errors: bad options, missing args

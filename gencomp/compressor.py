@@ -21,19 +21,16 @@ Units and exactness:
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from gencomp.errors import UnknownCompressorError, UsageError
-
-if TYPE_CHECKING:
-    from predictors.base import Predictor
-
 
 #: How much a codec decodes when the caller sets no limit (4 GiB): every decoder is capped.
 DEFAULT_MAX_OUTPUT_BYTES = 1 << 32
@@ -52,6 +49,24 @@ def check_int_range(value: Any, lowest: int, highest: int, what: str) -> int:
     return value
 
 
+class NextByteModel(Protocol):
+    """Next-byte distributions of a model compressor, stepped on a batch of sequences: what
+    the exact sampler draws from (`predictors.base.Predictor` implements it). Distributions
+    are float64 arrays of shape (batch, 256)."""
+
+    def start(self, batch_size: int) -> tuple[Any, np.ndarray]:
+        """Fresh state (no bytes seen) and the first distributions."""
+        ...
+
+    def step(self, state: Any, symbols: np.ndarray) -> np.ndarray:
+        """Feed one byte per sequence; the distributions of the next byte."""
+        ...
+
+    def prime(self, state: Any, context: np.ndarray) -> np.ndarray:
+        """Feed (batch, length) context bytes; the distributions after the last one."""
+        ...
+
+
 class Compressor(ABC):
     """A lossless compressor that also reports its code lengths.
 
@@ -64,7 +79,13 @@ class Compressor(ABC):
     name: str = ""
     #: Set by model compressors (a predictor plus an arithmetic coder); samplers use it to
     #: sample straight from the model instead of recompressing.
-    predictor: Predictor | None = None
+    predictor: NextByteModel | None = None
+
+    @property
+    def context_window(self) -> int | None:
+        """The most preceding bytes that a byte's code length depends on (a model's chunk or
+        context); None when unbounded or unknown."""
+        return None
 
     @property
     @abstractmethod
@@ -145,14 +166,34 @@ def register(
     return add
 
 
-def _load_builtin_codecs() -> None:
-    import gencomp.codecs  # noqa: F401  (registers every built-in codec on import)
+#: The built-in compressors, by registry name: the module that registers each. The one
+#: place that lists them; a module is imported only when one of its compressors is asked
+#: for, so importing the interface (or a sampler) loads no codec.
+BUILTIN_CODECS = {
+    "gzip": "gencomp.codecs.bytestream",
+    "bz2": "gencomp.codecs.bytestream",
+    "zstd": "gencomp.codecs.bytestream",
+    "brotli": "gencomp.codecs.bytestream",
+    "flac": "gencomp.codecs.flac",
+    "lzma2": "gencomp.codecs.lzma2",
+    "png": "gencomp.codecs.png",
+    "cm": "gencomp.codecs.predictive",
+    "transformer": "gencomp.codecs.predictive",
+}
+
+
+def _load(name: str) -> None:
+    if name not in _REGISTRY and name in BUILTIN_CODECS:
+        importlib.import_module(BUILTIN_CODECS[name])
 
 
 def compressor_specs() -> list[CompressorSpec]:
-    """Every registered compressor, in registration order."""
-    _load_builtin_codecs()
-    return list(_REGISTRY.values())
+    """Every compressor: the built-in ones in `BUILTIN_CODECS` order, then any registered
+    by other code."""
+    for name in BUILTIN_CODECS:
+        _load(name)
+    return [*(_REGISTRY[name] for name in BUILTIN_CODECS),
+            *(spec for name, spec in _REGISTRY.items() if name not in BUILTIN_CODECS)]
 
 
 def available_compressors() -> list[str]:
@@ -162,7 +203,7 @@ def available_compressors() -> list[str]:
 
 def compressor_spec(name: str) -> CompressorSpec:
     """The registry entry for `name` (its parameters, level parameter, kind)."""
-    _load_builtin_codecs()
+    _load(name)
     spec = _REGISTRY.get(name)
     if spec is None:
         raise UnknownCompressorError(

@@ -18,7 +18,16 @@ class UnknownCompressorError(UsageError):
 
 
 class DataNotFoundError(UsageError):
-    """A data set (enwik, ImageNet, LibriSpeech folder) is not where we looked."""
+    """A data set (enwik, ImageNet, LibriSpeech folder) is not where we looked.
+
+    `dataset` names it and `download` is what `gencomp data download` calls it (if it can
+    fetch it), so that the CLI can say which of its options point at the data."""
+
+    def __init__(self, message: str, dataset: str | None = None,
+                 download: str | None = None) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+        self.download = download
 
 
 class OutputExistsError(UsageError):

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 
+from gencomp.constants import CHUNK_SIZE
 from gencomp.errors import CheckpointError, OutputExistsError, UsageError
 from gencomp.fileio import read_input, write_output, write_text
 from predictors.transformer import (
@@ -47,7 +48,6 @@ from predictors.transformer import (
 
 DEFAULT_DATA = Path("../shared/data/text/enwik8_first_4154400_bytes")
 HELD_OUT_FRACTION = 0.1
-CHUNK_SIZE = 2048
 MIN_LR_FRACTION = 0.1
 STATE_FILE = "training_state.safetensors"
 MODEL_FILE = "model.safetensors"

@@ -24,7 +24,7 @@ from rich.progress import Progress
 from gencomp.compressor import Compressor
 from gencomp.errors import UsageError
 from samplers.code_length import sample_code_length
-from samplers.exact import model_window, sample_exact
+from samplers.exact import sample_exact
 from samplers.lookahead import sample_lookahead
 
 SAMPLERS = ("code-length", "lookahead", "exact")
@@ -96,5 +96,5 @@ def sample_continuation(compressor: Compressor, prompt: bytes, length: int,
                                     beam_width=beam_width, advance=advance, **choice)
         if method == "exact":
             return sample_exact(compressor.predictor, prompt, length,
-                                window=model_window(compressor), advance=advance, **choice)
+                                window=compressor.context_window, advance=advance, **choice)
         return sample_code_length(compressor, prompt, length, advance=advance, **choice)

@@ -31,8 +31,9 @@ import soundfile
 from PIL import Image
 
 from gencomp.compressor import Compressor, get_compressor
-from gencomp.datasets import SAMPLE_RATE, audio_to_bytes, grayscale_image
+from gencomp.constants import SAMPLE_RATE
 from gencomp.errors import UsageError
+from gencomp.preprocessing import audio_to_bytes, grayscale_image
 from samplers.continuation import progress_bar, sample_continuation
 
 PATCH_ROWS, PATCH_COLUMNS = 32, 64

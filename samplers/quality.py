@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gencomp.datasets import DataLocations
+from gencomp.locations import data_roots
 
 WORD = re.compile(rb"[A-Za-z]+")
 MIN_WORD_LETTERS = 2
@@ -36,8 +36,8 @@ def words(text: bytes) -> list[str]:
 @functools.cache
 def english_vocabulary(data_dir: Path | None = None) -> frozenset[str]:
     """Words of the Canterbury corpus's English texts, found under `data_dir` or where
-    `gencomp.datasets` looks for data; empty if the corpus is not there."""
-    for root in DataLocations(data_dir=data_dir).roots():
+    data is looked for (`gencomp.locations`); empty if the corpus is not there."""
+    for root in data_roots(data_dir):
         folder = Path(root) / "text" / "canterbury"
         if all((folder / name).is_file() for name in CANTERBURY_ENGLISH):
             return frozenset(word for name in CANTERBURY_ENGLISH

@@ -32,16 +32,16 @@ def _text_file(tmp_path: Path) -> Path:
 
 
 def _run(tmp_path: Path, compressors: str, datasets: tuple[str, ...], num_chunks: int,
-         task_chunks: int, **locations: Path) -> list[dict]:
+         task_chunks: int, **paths: Path) -> list[dict]:
     settings = BenchSettings(choose_compressors(compressors), datasets, num_chunks,
                              task_chunks=task_chunks)
-    plan = plan_tasks(settings, DataLocations(**locations))
+    plan = plan_tasks(settings, DataLocations(paths=paths))
     return assemble(run_plan(plan, tmp_path / "run"))
 
 
 def test_header_is_counted_once_and_unchunked_is_the_concatenation(tmp_path: Path) -> None:
     text = _text_file(tmp_path)
-    rows = _run(tmp_path, "gzip,lzma2", ("text",), 100, 2, text_file=text)
+    rows = _run(tmp_path, "gzip,lzma2", ("text",), 100, 2, text=text)
     chunks = [text.read_bytes()[offset:offset + 2048] for offset in range(0, 5 * 2048, 2048)]
     gzip_row, lzma2_row = rows
     assert gzip_row["num_chunks"] == 5 and gzip_row["raw_bytes"] == 5 * 2048
@@ -70,7 +70,7 @@ def test_gzip_header_accounting_matches_zlib_raw_deflate(tmp_path: Path) -> None
     """Header-once gzip is raw DEFLATE plus the 18 bytes of gzip framing once, less the
     3 DEFLATE bytes of the one-byte probe for every chunk but one."""
     text = _text_file(tmp_path)
-    row = _run(tmp_path, "gzip", ("text",), 5, 5, text_file=text)[0]
+    row = _run(tmp_path, "gzip", ("text",), 5, 5, text=text)[0]
     chunks = [text.read_bytes()[offset:offset + 2048] for offset in range(0, 5 * 2048, 2048)]
 
     def deflate_size(data: bytes) -> int:
@@ -85,7 +85,7 @@ def test_tasks_cover_every_chunk_once_and_unchunked_tasks_come_first(tmp_path: P
     text = _text_file(tmp_path)
     settings = BenchSettings(choose_compressors("gzip,flac"), ("text", "random"), 5,
                              task_chunks=2)
-    plan = plan_tasks(settings, DataLocations(text_file=text))
+    plan = plan_tasks(settings, DataLocations(paths={"text": text}))
     assert [task.mode for task in plan.tasks[:4]] == ["unchunked"] * 4
     assert len({task.key for task in plan.tasks}) == len(plan.tasks)
     for compressor in ("gzip", "flac"):
@@ -99,7 +99,7 @@ def test_tasks_cover_every_chunk_once_and_unchunked_tasks_come_first(tmp_path: P
 def test_fewer_chunks_than_asked_is_a_warning_not_a_failure(tmp_path: Path) -> None:
     text = _text_file(tmp_path)
     plan = plan_tasks(BenchSettings(choose_compressors("gzip"), ("text",), 9),
-                      DataLocations(text_file=text))
+                      DataLocations(paths={"text": text}))
     assert plan.data["text"]["num_chunks"] == 5
     assert "only 5 chunks" in plan.warnings[0]
 

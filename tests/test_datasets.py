@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
 import tarfile
 import threading
 import zipfile
@@ -17,9 +18,12 @@ import soundfile
 from PIL import Image
 
 from gencomp.cli import main
+from gencomp.commands import user_message
+from gencomp.constants import DATA_ENV
 from gencomp.datasets import (
-    DATA_ENV,
+    DATASETS,
     DataLocations,
+    DataSource,
     Segment,
     load_chunks,
     locate,
@@ -33,9 +37,9 @@ def test_text_chunks_are_consecutive_and_drop_the_partial_tail(tmp_path: Path) -
     data = bytes(range(256)) * 20  # 5120 bytes: two whole 2048-byte chunks and a tail
     path = tmp_path / "enwik9"
     path.write_bytes(data)
-    chunks = load_chunks("text", DataLocations(text_file=path), 10)
+    chunks = load_chunks("text", DataLocations(paths={"text": path}), 10)
     assert chunks == [data[:2048], data[2048:4096]]
-    dataset = open_dataset("text", DataLocations(text_file=path))
+    dataset = open_dataset("text", DataLocations(paths={"text": path}))
     assert dataset.segments(1, 2) == (Segment(str(path), 1, 1),)
     assert read_chunks("text", dataset.segments(1, 2)) == [data[2048:4096]]
 
@@ -57,7 +61,7 @@ def test_image_patches_are_grayscale_means_in_row_major_order(tmp_path: Path) ->
     _save_rgb(folder / "nested" / "b.png", np.tile([1, 2, 2], (32, 64, 1)))
     _save_rgb(folder / "c.png", np.zeros((31, 500, 3)))  # too short for a patch: no chunk
 
-    chunks = load_chunks("image", DataLocations(image_dir=folder), 100)
+    chunks = load_chunks("image", DataLocations(paths={"image": folder}), 100)
     gray = (red + green + blue) // 3
     expected = [gray[top:top + 32, left:left + 64].astype(np.uint8).tobytes()
                 for top in (0, 32) for left in (0, 64)]
@@ -67,7 +71,7 @@ def test_image_patches_are_grayscale_means_in_row_major_order(tmp_path: Path) ->
     # A patch's bytes are its 32 rows of 64 pixels, row-major.
     assert chunks[1][64 * 5 + 7] == gray[5, 64 + 7]
 
-    dataset = open_dataset("image", DataLocations(image_dir=folder))
+    dataset = open_dataset("image", DataLocations(paths={"image": folder}))
     assert dataset.available(100) == 5
     assert [segment.num_chunks for segment in dataset.segments(3, 5)] == [1, 1]
     assert read_chunks("image", dataset.segments(3, 5)) == chunks[3:5]
@@ -83,7 +87,7 @@ def test_audio_keeps_the_high_byte_plus_128_and_drops_partial_chunks(tmp_path: P
     soundfile.write(folder / "1-1.flac", known[:3], 16000, subtype="PCM_16")  # no whole chunk
     soundfile.write(folder / "2-0.flac", known[::-1], 16000, subtype="PCM_16")  # 2 + 2 left
 
-    locations = DataLocations(audio_dir=tmp_path / "librispeech")
+    locations = DataLocations(paths={"audio": tmp_path / "librispeech"})
     chunks = load_chunks("audio", locations, 100, chunk_size=4)
     assert chunks == [bytes(eight_bit[0:4]), bytes(eight_bit[4:8]),
                       bytes(eight_bit[::-1][0:4]), bytes(eight_bit[::-1][4:8])]
@@ -120,11 +124,15 @@ def test_data_is_found_through_the_environment(tmp_path: Path,
     assert locate("text", DataLocations()) == tmp_path / "text" / "enwik9"  # the paper's
 
 
-def test_missing_data_names_the_option_and_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(DataNotFoundError, match="--image-dir.*GENCOMP_DATA"):
+def test_missing_data_names_the_data_set_and_the_cli_names_its_options(tmp_path: Path
+                                                                      ) -> None:
+    with pytest.raises(DataNotFoundError, match="image data not found in") as missing:
         open_dataset("image", DataLocations(data_dir=tmp_path))
-    with pytest.raises(DataNotFoundError, match="--text-file .*missing.* is not a file"):
-        open_dataset("text", DataLocations(text_file=tmp_path / "missing"))
+    assert missing.value.dataset == "image" and "--" not in str(missing.value)
+    assert "--image-dir or --data-dir DIR, or set GENCOMP_DATA" in user_message(missing.value)
+    with pytest.raises(DataNotFoundError, match=".*missing is not a file") as not_file:
+        open_dataset("text", DataLocations(paths={"text": tmp_path / "missing"}))
+    assert "fetch it with `gencomp data download enwik9`" in user_message(not_file.value)
 
 
 def test_missing_data_folder_is_one_line_and_exit_2(tmp_path: Path,
@@ -229,3 +237,40 @@ def test_download_refuses_unsafe_archives_and_reports_http_errors(
     assert len(error) == 1 and "404" in error[0]
     assert main(["data", "download", "imagenet", "--cache-dir", str(cache)]) == 2
     assert "--image-dir" in capsys.readouterr().err
+
+
+# --- a data set is one class and one registry entry --------------------------------------
+
+class Lines(DataSource):
+    """A toy data set: every .txt file of a folder, cut into whole chunks."""
+
+    name = "toy"
+    title = "Toy lines"
+    subfolder = "toy"
+    suffixes = (".txt",)
+    paper_rates = {"chunked": {"gzip": 12.5}}
+
+    def count(self, source: str, chunk_size: int) -> int:
+        return Path(source).stat().st_size // chunk_size
+
+    def read(self, segment: Segment, chunk_size: int) -> list[bytes]:
+        data = Path(segment.source).read_bytes()[segment.first * chunk_size:]
+        return [data[index * chunk_size:(index + 1) * chunk_size]
+                for index in range(segment.num_chunks)]
+
+
+def test_a_new_data_set_runs_in_compress_bench(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(DATASETS, "toy", Lines())
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "a.txt").write_bytes(b"the same line again\n" * 300)  # 2 chunks
+    (tmp_path / "toy" / "b.txt").write_bytes(bytes(range(256)) * 9)  # 1 chunk
+
+    assert main(["compress-bench", "-c", "gzip", "-d", "toy", "-n", "10", "--data-dir",
+                 str(tmp_path), "-o", str(tmp_path / "run")]) == 0
+
+    row, = json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
+    assert (row["dataset"], row["num_chunks"]) == ("toy", 3)
+    assert 0 < row["chunked_rate"] < 100
+    assert "Toy lines" in (tmp_path / "run" / "table.md").read_text()
+    assert "(12.5)" in (tmp_path / "run" / "table.md").read_text()  # the paper-number column

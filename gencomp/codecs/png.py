@@ -11,7 +11,6 @@ tEXt chunk (only then), so the exact length comes back.
 from __future__ import annotations
 
 import io
-import math
 import struct
 import zlib
 from typing import Any
@@ -20,6 +19,7 @@ from PIL import Image, PngImagePlugin
 
 from gencomp.compressor import Compressor, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
+from gencomp.preprocessing import closest_factors
 
 _PADDING_KEY = "gencomp-padding"
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -27,14 +27,6 @@ _CHUNK_HEAD = struct.Struct(">I4s")
 _CHUNK_CRC = struct.Struct(">I")
 #: Deflate expands at most 1032:1, so n bytes of PNG hold at most 1032·n pixels.
 _DEFLATE_MAX_RATIO = 1032
-
-
-def closest_factors(length: int) -> tuple[int, int]:
-    """(rows, columns) with rows × columns = length, rows ≤ columns, as close as possible."""
-    rows = math.isqrt(length)
-    while length % rows:
-        rows -= 1
-    return rows, length // rows
 
 
 @register("png", "PNG (Pillow, 8-bit grayscale, optimize=True); width = image width")

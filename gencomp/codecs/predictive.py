@@ -51,6 +51,7 @@ from gencomp.compressor import (
     output_limit,
     register,
 )
+from gencomp.constants import CHUNK_SIZE
 from gencomp.errors import (
     ChecksumMismatchError,
     CorruptPayloadError,
@@ -63,7 +64,7 @@ from predictors.base import Predictor
 
 MAGIC = b"GCP"
 VERSION = 1
-DEFAULT_CHUNK_SIZE = 2048
+DEFAULT_CHUNK_SIZE = CHUNK_SIZE
 DEFAULT_BATCH_SIZE = 64
 MAX_CHUNK_SIZE = 1 << 20
 #: Bounds the memory a payload can make the decoder allocate for one batch.
@@ -157,6 +158,11 @@ class PredictiveCompressor(Compressor):
         (`symbol_log2_probs` steps a group exactly as `_walk` does)."""
         for group in self._groups(chunks):
             yield from self.predictor.symbol_log2_probs(group)
+
+    @property
+    def context_window(self) -> int | None:
+        limits = [self.predictor.context_length, self.chunk_size]
+        return min(limit for limit in limits if limit)
 
     # --- code lengths ------------------------------------------------------------------
 

@@ -31,7 +31,8 @@ from gencomp.bench import (
 from gencomp.bench_report import print_report, write_outputs
 from gencomp.commands import invocation
 from gencomp.commands.codec import parse_params
-from gencomp.datasets import CHUNK_SIZE, DATA_ENV, DataLocations
+from gencomp.constants import CHUNK_SIZE, DATA_ENV
+from gencomp.datasets import DataLocations
 from gencomp.errors import UsageError
 
 
@@ -103,7 +104,8 @@ def compress_bench(
         compressors=choose_compressors(compressor, parse_compressor_params(param)),
         datasets=tuple(name.strip() for name in dataset.split(",") if name.strip()),
         num_chunks=num_chunks, chunk_size=chunk_size, task_chunks=task_chunks, seed=seed)
-    locations = DataLocations(data_dir, text_file, image_dir, audio_dir)
+    given = {"text": text_file, "image": image_dir, "audio": audio_dir}
+    locations = DataLocations(data_dir, {name: path for name, path in given.items() if path})
     plan = plan_tasks(settings, locations)
     errors = Console(stderr=True)
     for warning in plan.warnings:

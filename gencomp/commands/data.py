@@ -45,8 +45,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from gencomp.datasets import cache_dir
 from gencomp.errors import UsageError
+from gencomp.locations import cache_dir
 
 BASE_URL_ENV = "GENCOMP_DOWNLOAD_URL"
 ENWIK_URL = "http://mattmahoney.net/dc"

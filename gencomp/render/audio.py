@@ -18,7 +18,7 @@ import soundfile
 from matplotlib.figure import Figure
 from PIL import Image
 
-from gencomp.datasets import SAMPLE_RATE
+from gencomp.constants import SAMPLE_RATE
 from gencomp.errors import UsageError
 
 BOUNDARY_COLOR = "#e41a1c"

@@ -1,0 +1,12 @@
+"""Numbers the whole toolkit shares, defined once. Imports nothing.
+
+The paper (Delétang et al., 2024) fixes the first three: 2048-byte chunks (its Transformers'
+context), ImageNet patches of 32 × 64 pixels (one chunk), and LibriSpeech at 16 kHz.
+"""
+
+#: Bytes per chunk: the paper's evaluation cuts every data set into 2048-byte chunks.
+CHUNK_SIZE = 2048
+#: Rate at which audio is modelled (LibriSpeech's); other rates are resampled to it.
+SAMPLE_RATE = 16000
+#: Environment variable naming a data folder laid out like ../shared/data.
+DATA_ENV = "GENCOMP_DATA"

@@ -1,0 +1,35 @@
+"""Where data is looked for when the user names no folder. Imports only the constants."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gencomp.constants import DATA_ENV
+
+
+def repo_root() -> Path:
+    """The checkout this package runs from (gencomp/ is one level below it)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    """Where `gencomp data download` puts data sets (also searched for data)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gencomp"
+
+
+def data_roots(data_dir: Path | None = None) -> list[Path]:
+    """Data folders to search, in order: `data_dir` alone if given; otherwise $GENCOMP_DATA,
+    ../shared/data from the repository root and from the working directory, and the
+    download cache."""
+    if data_dir is not None:
+        return [Path(data_dir)]
+    roots = [Path(os.environ[DATA_ENV])] if os.environ.get(DATA_ENV) else []
+    roots += [repo_root().parent / "shared" / "data", Path.cwd().parent / "shared" / "data",
+              cache_dir()]
+    unique: list[Path] = []
+    for root in roots:
+        if root.resolve() not in [seen.resolve() for seen in unique]:
+            unique.append(root)
+    return unique
