@@ -17,7 +17,7 @@ from predictors.transformer import TransformerConfig, TransformerModel, Transfor
 from samplers import sample_continuation
 from samplers.choice import choose
 from samplers.code_length import sample_code_length
-from samplers.exact import kept_prompt, model_window, sample_exact
+from samplers.exact import kept_prompt, sample_exact
 from samplers.lookahead import copy_proposals, lz_copy
 from samplers.quality import copied_spans, measure, sample_words
 
@@ -74,6 +74,10 @@ class IdealCodeLengthCompressor(Compressor):
 
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         return payload
+
+    @property
+    def context_window(self) -> int | None:
+        return self.predictor.context_length
 
     def code_length_bits(self, data: bytes) -> float:
         if not data:
@@ -182,7 +186,7 @@ def test_exact_sampler_is_the_context_mixing_compressors_distribution() -> None:
         by_code_length = sample_code_length(cm, PROMPT, 8, rng=np.random.default_rng(seed),
                                             **settings)
         assert sample_continuation(cm, PROMPT, 8, seed=seed) == by_code_length
-    assert model_window(cm) == cm.chunk_size
+    assert cm.context_window == cm.chunk_size
 
 
 def test_exact_sampler_on_a_transformer_with_a_small_window() -> None:
@@ -191,7 +195,7 @@ def test_exact_sampler_on_a_transformer_with_a_small_window() -> None:
     torch.manual_seed(0)
     config = TransformerConfig(embedding_dim=16, num_layers=1, num_heads=2, context_length=24)
     model = PredictiveCompressor(TransformerPredictor(TransformerModel(config)), chunk_size=24)
-    assert model_window(model) == 24
+    assert model.context_window == 24
     settings = {"temperature": 1.0, "top_k": None, "advance": lambda count: None}
     by_code_length = sample_code_length(model, PROMPT[:10], 8, rng=np.random.default_rng(4),
                                         **settings)
