@@ -35,12 +35,14 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 
 from gencomp.constants import CHUNK_SIZE
+from gencomp.datasets import DATASETS, DataLocations, Dataset, read_chunks
 from gencomp.errors import CheckpointError, OutputExistsError, UsageError
 from gencomp.fileio import read_input, write_output, write_text
 from predictors.transformer import (
     BEGIN_TOKEN,
     TransformerModel,
     TransformerPredictor,
+    load_checkpoint,
     preset,
     resolve_device,
     save_checkpoint,
@@ -71,6 +73,10 @@ class TrainOptions:
     eval_interval: int = 250
     eval_chunks: int = 16
     checkpoint_interval: int = 100
+    #: Data sets to mix, with weights ("text=1,image=1,audio=1"); empty: the text file `data`.
+    mix: str = ""
+    #: A checkpoint to start from instead of random weights (fine-tuning).
+    init: str | None = None
     out: str = "outputs/train"
 
     def validate(self) -> None:
@@ -85,6 +91,7 @@ class TrainOptions:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 raise UsageError(f"--{name.replace('_', '-')} must be a positive finite number")
+        parse_mix(self.mix)
         context = preset(self.size).context_length
         if self.seq_len > context:
             raise UsageError(f"--seq-len {self.seq_len} exceeds the model context {context}")
@@ -124,6 +131,108 @@ def load_splits(data: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if boundary < 2 or len(raw) - boundary < 1:
         raise UsageError(f"training data {data} is too small ({len(raw)} bytes)")
     return raw[:boundary], raw[boundary:]
+
+
+#: Mixed training holds out every HELD_OUT_EVERY-th file (image, utterance) of a data set,
+#: counted in sorted order; the text held out is the end of the file, as for text alone.
+HELD_OUT_EVERY = 5
+
+
+def parse_mix(mix: str) -> dict[str, float]:
+    """"text=2,image=1" → {"text": 2.0, "image": 1.0} (a bare name weighs 1)."""
+    weights = {}
+    for item in filter(None, (part.strip() for part in mix.split(","))):
+        name, _, weight = item.partition("=")
+        if name not in DATASETS or name == "random":
+            raise UsageError(f"cannot train on {name!r}: choose from text, image, audio")
+        try:
+            weights[name] = float(weight or 1)
+        except ValueError as error:
+            raise UsageError(f"bad weight in {item!r}") from error
+        if not math.isfinite(weights[name]) or weights[name] <= 0:
+            raise UsageError(f"the weight of {name} must be a positive number")
+    return weights
+
+
+@dataclass
+class TrainingData:
+    """What a run trains on, by data set: a flat byte array (text, windows anywhere) or
+    (chunks, 2048) arrays whose windows stay inside one chunk at their own position, as
+    compress-bench codes each chunk from an empty context. `held_out` is what the run is
+    evaluated on; `weights` how often each data set is drawn."""
+
+    train: dict[str, np.ndarray]
+    held_out: dict[str, np.ndarray]
+    weights: dict[str, float]
+
+
+def held_out_files(files: list[str]) -> list[str]:
+    """The files of a data set that mixed training never sees (listed in the model card)."""
+    return files[HELD_OUT_EVERY - 1::HELD_OUT_EVERY]
+
+
+def _file_chunks(name: str, files: list[str]) -> np.ndarray:
+    source = DATASETS[name]
+    dataset = Dataset(source, CHUNK_SIZE, "", files=files)
+    chunks = read_chunks(name, dataset.segments(0, dataset.available(1 << 40)))
+    return np.frombuffer(b"".join(chunks), dtype=np.uint8).reshape(-1, CHUNK_SIZE)
+
+
+def load_training_data(options: TrainOptions) -> TrainingData:
+    """The run's data: the text file alone, or the data sets of `options.mix`, found where
+    compress-bench looks for them, with a fixed held-out part."""
+    weights = parse_mix(options.mix)
+    if not weights:
+        train_data, held_out = load_splits(options.data)
+        return TrainingData({"text": train_data}, {"text": held_out}, {"text": 1.0})
+    train, held = {}, {}
+    for name in weights:
+        if name == "text":
+            train[name], held[name] = load_splits(DATASETS[name].locate(DataLocations()))
+            continue
+        files = DATASETS[name].files(DATASETS[name].locate(DataLocations()))
+        held_out = held_out_files(files)
+        train[name] = _file_chunks(name, [path for path in files if path not in held_out])
+        held[name] = _file_chunks(name, held_out).reshape(-1)
+    return TrainingData(train, held, weights)
+
+
+def sample_mixed_batch(data: TrainingData, batch_size: int, seq_len: int,
+                       context_length: int, generator: torch.Generator
+                       ) -> tuple[torch.Tensor, ...]:
+    """`sample_batch` rows drawn from the data sets in proportion to their weights."""
+    names = list(data.weights)
+    if len(names) == 1 and data.train[names[0]].ndim == 1:
+        return sample_batch(data.train[names[0]], batch_size, seq_len, context_length,
+                            generator)
+    weights = torch.tensor([data.weights[name] for name in names], dtype=torch.float64)
+    picks = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
+    parts = []
+    for index, name in enumerate(names):
+        rows = int((picks == index).sum())
+        if not rows:
+            continue
+        array = data.train[name]
+        if array.ndim == 1:
+            parts.append(sample_batch(array, rows, seq_len, context_length, generator))
+        else:
+            parts.append(sample_chunk_windows(array, rows, seq_len, generator))
+    return tuple(torch.cat(tensors) for tensors in zip(*parts, strict=True))
+
+
+def sample_chunk_windows(chunks: np.ndarray, batch_size: int, seq_len: int,
+                         generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """(inputs, targets, first_positions) for windows inside single chunks, each at its
+    position in the chunk (an image row's place in the patch is what predicts it)."""
+    seq_len = min(seq_len, chunks.shape[1])
+    rows = torch.randint(0, len(chunks), (batch_size,), generator=generator)
+    offsets = torch.randint(0, chunks.shape[1] - seq_len + 1, (batch_size,),
+                            generator=generator)
+    index = offsets[:, None] + torch.arange(-1, seq_len)[None, :]
+    windows = torch.from_numpy(chunks)[rows[:, None], index.clamp(min=0)].long()
+    inputs = windows[:, :-1].clone()
+    inputs[offsets == 0, 0] = BEGIN_TOKEN
+    return inputs, windows[:, 1:], offsets
 
 
 def sample_batch(train_data: np.ndarray, batch_size: int, seq_len: int, context_length: int,
@@ -207,14 +316,15 @@ def window_shape(options: TrainOptions, step: int, context_length: int) -> tuple
     return max(1, options.batch_size * options.seq_len // context_length), context_length
 
 
-def train_step(run: TrainingRun, train_data: np.ndarray, device: torch.device) -> float:
+def train_step(run: TrainingRun, train_data: TrainingData, device: torch.device) -> float:
     """One optimiser step; returns the training loss in bits per byte."""
     model, options = run.model, run.options
     context_length = model.config.context_length
     batch_size, seq_len = window_shape(options, run.step, context_length)
     inputs, targets, offsets = (
         tensor.to(device)
-        for tensor in sample_batch(train_data, batch_size, seq_len, context_length, run.generator)
+        for tensor in sample_mixed_batch(train_data, batch_size, seq_len, context_length,
+                                         run.generator)
     )
     for group in run.optimizer.param_groups:
         group["lr"] = learning_rate(options, run.step)
@@ -347,21 +457,23 @@ def train(options: TrainOptions, resume: bool = False, show_progress: bool = Tru
     if not resume and (out / STATE_FILE).exists():
         raise OutputExistsError(f"{out} already holds a training run (use --resume to "
                                 f"continue it, or another --out)")
-    train_data, held_out = load_splits(options.data)
+    data = load_training_data(options)
     device = resolve_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
     out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(options.seed)
-    model = TransformerModel(preset(options.size)).to(device)
+    model = (load_checkpoint(resolve_data_path(options.init))[0] if options.init
+             else TransformerModel(preset(options.size))).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr,
                                   weight_decay=options.weight_decay, betas=(0.9, 0.99))
     generator = torch.Generator().manual_seed(options.seed)
     run = TrainingRun(options, model, optimizer, generator)
     if resume:
         restore_training_state(run, out)
-    eval_data = spread_subset(held_out, options.eval_chunks)
+    eval_data = {name: spread_subset(held_out, options.eval_chunks)
+                 for name, held_out in data.held_out.items()}
 
     model.train()
     started = time.perf_counter() - run.elapsed_s
@@ -370,7 +482,7 @@ def train(options: TrainOptions, resume: bool = False, show_progress: bool = Tru
                   TimeRemainingColumn(), disable=not show_progress) as progress:
         task = progress.add_task("train", total=options.steps, completed=run.step, status="")
         while run.step < options.steps:
-            train_bits = train_step(run, train_data, device)
+            train_bits = train_step(run, data, device)
             if not math.isfinite(train_bits):
                 raise UsageError(f"training diverged at step {run.step} (loss {train_bits}); "
                                  f"try a lower --lr")
@@ -378,13 +490,18 @@ def train(options: TrainOptions, resume: bool = False, show_progress: bool = Tru
             row = {"step": run.step, "tokens": run.tokens, "train_bits": train_bits,
                    "lr": learning_rate(options, run.step - 1), "elapsed_s": run.elapsed_s}
             if run.step % options.eval_interval == 0 or run.step == options.steps:
-                row["held_out_bits"] = chunked_bits_per_byte(model, eval_data, exact=False)
+                for name, held_out in eval_data.items():
+                    row[f"held_out_bits_{name}"] = chunked_bits_per_byte(model, held_out,
+                                                                         exact=False)
+                row["held_out_bits"] = row[f"held_out_bits_{next(iter(eval_data))}"]
                 model.train()
             run.history.append(row)
             if "held_out_bits" in row:
+                held_out_text = "  ".join(f"{name} {row[f'held_out_bits_{name}']:.3f}"
+                                          for name in eval_data)
                 progress.console.print(
                     f"step {run.step}  tokens {run.tokens:,}  train {train_bits:.3f} b/B  "
-                    f"held-out {row['held_out_bits']:.3f} b/B  {run.elapsed_s:.0f} s")
+                    f"held-out b/B: {held_out_text}  {run.elapsed_s:.0f} s")
             if run.step % options.checkpoint_interval == 0 or run.step == options.steps:
                 save_training_state(run, out)
             held = next((r["held_out_bits"] for r in reversed(run.history)
@@ -394,6 +511,8 @@ def train(options: TrainOptions, resume: bool = False, show_progress: bool = Tru
 
     model.eval()
     evaluation_started = time.perf_counter()
+    held_out = data.held_out["text"] if "text" in data.held_out else next(
+        iter(data.held_out.values()))
     held_out_bits = chunked_bits_per_byte(model, held_out, exact=True)
     summary = {
         "steps": run.step,

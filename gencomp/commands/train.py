@@ -28,6 +28,10 @@ def train_command(
     eval_interval: int = typer.Option(None, help="Steps between quick held-out evals."),
     checkpoint_interval: int = typer.Option(None, help="Steps between checkpoints. "
                                             "Default: 100."),
+    mix: str = typer.Option(None, help="Data sets to train on, with weights, e.g. "
+                            "text=1,image=1,audio=1 (found as compress-bench finds them; "
+                            "every 5th image and utterance is held out). Default: --data."),
+    init: str = typer.Option(None, help="Checkpoint (.safetensors) to start from."),
     out: str = typer.Option("outputs/train", help="Run folder: checkpoints, curve, summary."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -39,7 +43,7 @@ def train_command(
              "seq_len": seq_len, "long_steps": long_steps, "lr": lr,
              "warmup_steps": warmup_steps, "seed": seed, "device": device,
              "threads": threads, "eval_interval": eval_interval,
-             "checkpoint_interval": checkpoint_interval}
+             "checkpoint_interval": checkpoint_interval, "mix": mix, "init": init}
     summary = train(options_for(out, resume, given), resume=resume, show_progress=progress)
     typer.echo(json.dumps({key: summary[key] for key in
                            ("steps", "tokens", "held_out_bits_per_byte",
