@@ -175,7 +175,7 @@ def _file_chunks(name: str, files: list[str]) -> np.ndarray:
     source = DATASETS[name]
     dataset = Dataset(source, CHUNK_SIZE, "", files=files)
     chunks = read_chunks(name, dataset.segments(0, dataset.available(1 << 40)))
-    return np.frombuffer(b"".join(chunks), dtype=np.uint8).reshape(-1, CHUNK_SIZE)
+    return np.frombuffer(bytearray(b"".join(chunks)), dtype=np.uint8).reshape(-1, CHUNK_SIZE)
 
 
 def load_training_data(options: TrainOptions) -> TrainingData:
