@@ -6,7 +6,7 @@
 The image becomes grayscale (mean of RGB, as the paper does) and its centre is shrunk to
 32×64 pixels. Each row's first 32 pixels are given; each compressor generates the other 32,
 one byte at a time, from its own code lengths. Writes outputs/examples/image_grid.png, the
-rows enlarged 6× with a red bar between given and generated pixels. A few minutes on a CPU.
+panels enlarged 6× with a red bar between given and generated pixels, two to a line.
 """
 
 import sys
@@ -15,9 +15,10 @@ from pathlib import Path
 
 from gencomp import get_compressor
 from gencomp.cli import run_script
+from gencomp.gallery import default_compressors, default_prompt, image_continuation, sampler_used
 from gencomp.render import ImagePanel, image_grid, image_prompt_region
-from gencomp.render.gallery import default_compressors, default_prompt
-from samplers.modalities import continue_image_rows, load_image_prompt
+from samplers.continuation import progress_bar
+from samplers.modalities import load_image_prompt
 
 HEIGHT, WIDTH = 32, 64
 SEED = 0
@@ -29,14 +30,17 @@ def main() -> None:
 
     panels = [ImagePanel("original", region)]
     for name in default_compressors():  # those registered in this checkout
+        label = f"{name} · {sampler_used(name, 'code-length')}"
         started = time.perf_counter()
-        generated = continue_image_rows(get_compressor(name), region, seed=SEED)
-        print(f"{name:12} {time.perf_counter() - started:6.1f} s")
-        panels.append(ImagePanel(name, generated))
+        with progress_bar(sys.stderr.isatty(), HEIGHT * (WIDTH // 2), label) as advance:
+            generated = image_continuation(get_compressor(name), region, sampler="code-length",
+                                           seed=SEED, report=advance)
+        print(f"{label:24} {time.perf_counter() - started:6.1f} s", flush=True)
+        panels.append(ImagePanel(label, generated))
 
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    image_grid(panels, split_column=WIDTH // 2, title=f"{path.name}: left given, right generated"
-               ).save(OUTPUT)
+    image_grid(panels, split_column=WIDTH // 2, columns=2,
+               title=f"{path.name}: left given, right generated").save(OUTPUT)
     print(f"wrote {OUTPUT}")
 
 

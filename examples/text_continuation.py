@@ -16,8 +16,8 @@ from pathlib import Path
 
 from gencomp import get_compressor
 from gencomp.cli import run_script
+from gencomp.gallery import DEFAULT_TEXT_OFFSET, default_compressors, default_prompt, sampler_used
 from gencomp.render import visible_text
-from gencomp.render.gallery import DEFAULT_TEXT_OFFSET, default_compressors, default_prompt
 from samplers import sample_continuation
 
 PROMPT_BYTES = 1024
@@ -50,7 +50,8 @@ def main() -> None:
         for sampler in samplers:
             continuation = sample_continuation(compressor, prompt, LENGTH, sampler, horizon=8,
                                                seed=SEED)
-            print(f"{name + ' · ' + sampler:26}{one_line(continuation)}", flush=True)
+            label = f"{name} · {sampler_used(name, sampler)}"
+            print(f"{label:26}{one_line(continuation)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from gencomp.render import (
     wav_bytes,
     wav_samples,
 )
-from gencomp.render.audio import loudest_window
+from gencomp.render.audio import SPECTROGRAM_HOP, loudest_window, spectrogram_sides
 from gencomp.render.images import BAR_PIXELS, BOUNDARY_COLOR
 
 _ESCAPE = re.compile(r"\\x([0-9a-f]{2})|\\u([0-9a-f]{4})|\\U([0-9a-f]{8})|\\\\|↵\n|⇥|(.)",
@@ -128,6 +128,15 @@ def test_image_grid_places_every_pixel_and_the_bar() -> None:
         assert (bar == BOUNDARY_COLOR).all()
 
 
+def test_image_grid_lays_panels_out_in_columns() -> None:
+    panels = [ImagePanel(f"panel {index}", _stripes(4, 6, offset=index)) for index in range(5)]
+    one = image_grid(panels, split_column=3, scale=5)
+    two = image_grid(panels, split_column=3, scale=5, columns=2)
+    assert two.size[0] > 1.8 * one.size[0] - 20 and two.size[1] < 0.7 * one.size[1]
+    with pytest.raises(UsageError):
+        image_grid(panels, columns=0)
+
+
 def test_image_grid_rejects_mismatched_panels() -> None:
     with pytest.raises(UsageError):
         image_grid([ImagePanel("a", _stripes(4, 6)), ImagePanel("b", _stripes(4, 8))])
@@ -172,4 +181,19 @@ def test_audio_figure_draws_one_row_per_clip() -> None:
     image = Image.open(io.BytesIO(figure_png(audio_figure(clips))))
     assert image.format == "PNG"
     width, height = image.size
-    assert width == 1100 and 500 <= height <= 600  # 1.9 inches per row at 100 dpi
+    assert width == 1200 and 500 <= height <= 600  # 1.9 inches per row at 100 dpi
+
+
+def test_the_spectrogram_changes_exactly_at_the_prompts_end() -> None:
+    """Silence given, noise generated: every spectrogram column left of the boundary is
+    silent and every column right of it loud, and the two sides meet at the boundary (a
+    frame centred on its window would put noise half a window, 8 ms, before it)."""
+    samples = np.full(6000, 128, dtype=np.uint8)
+    samples[4000:] = np.random.default_rng(3).integers(0, 256, 2000)
+    (before, start, end), (after, after_start, after_end) = spectrogram_sides(samples, 4000)
+    assert end == after_start == 4000 / 16000
+    assert start >= 0 and after_end <= 6000 / 16000
+    assert before.max() < -90  # nothing but the floor: no generated sample leaked in
+    assert after.max(axis=0).min() > 40  # every column after the boundary is loud
+    columns = before.shape[1] + after.shape[1]
+    assert columns * SPECTROGRAM_HOP == pytest.approx((after_end - start) * 16000)

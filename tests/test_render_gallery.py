@@ -1,25 +1,12 @@
-"""`gencomp render`: the gallery opens in a real browser with every image decoded and every
-audio clip playable, is reproducible, is replaced only on request, and bad prompts get a
-one-line error.
-
-Chromium (the Debian package `chromium`) runs headless and is driven over
-the DevTools protocol on a pipe (`--remote-debugging-pipe`: JSON messages separated by NUL
-bytes on file descriptors 3 and 4), so no Python browser library is needed. The page is
-asked, in its own JavaScript, to wait until the document has loaded and every <audio> has
-its metadata (or failed), then to report each image's naturalWidth and each clip's
-duration; the page is also screenshotted.
-"""
+"""`gencomp render`: the gallery opens in a real browser (headless Chromium, see
+`tests/chromium.py`) with every image decoded and every audio clip at least a second long,
+is reproducible, is replaced only on request, and bad prompts get a one-line error. The
+committed curated gallery is checked the same way, and its screenshot beside it."""
 
 from __future__ import annotations
 
-import base64
-import fcntl
 import json
-import os
-import select
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,128 +15,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from gencomp.cli import main
+from gencomp.render import wav_bytes
+from tests.chromium import WINDOW_WIDTH, assert_everything_loaded, inspect_page
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-debugging-pipe", "--window-size=1200,900",
-]
-TIMEOUT_SECONDS = 60
-
-#: Called with the page's URL; resolves once that page (not the about:blank before it) has
-#: loaded and every <audio> has its metadata or an error.
-REPORT_FUNCTION = """
-url => new Promise(resolve => {
-  const ready = () => location.href === url && document.readyState === "complete" &&
-      [...document.querySelectorAll("audio")].every(audio => audio.readyState >= 1 ||
-                                                               audio.error);
-  const report = () => ({
-    images: [...document.images].map(image => ({src: image.getAttribute("src"),
-                                                 width: image.naturalWidth})),
-    audio: [...document.querySelectorAll("audio")].map(audio => ({
-        src: audio.getAttribute("src"), duration: audio.duration || 0,
-        error: audio.error ? audio.error.code : null})),
-  });
-  const poll = () => ready() ? resolve(JSON.stringify(report())) : setTimeout(poll, 50);
-  poll();
-})
-"""
-
-
-class Chromium:
-    """A headless Chromium and a DevTools session on one page."""
-
-    def __init__(self, profile: Path) -> None:
-        if CHROMIUM is None:
-            raise AssertionError("chromium is not installed: apt-get install -y chromium")
-        to_browser_read, to_browser_write = os.pipe()
-        from_browser_read, from_browser_write = os.pipe()
-        # Chromium reads commands on fd 3 and writes replies on fd 4; move our ends out of
-        # the way first so that the dup2 calls in the child cannot clobber one another.
-        child_read = fcntl.fcntl(to_browser_read, fcntl.F_DUPFD_CLOEXEC, 10)
-        child_write = fcntl.fcntl(from_browser_write, fcntl.F_DUPFD_CLOEXEC, 10)
-        os.close(to_browser_read)
-        os.close(from_browser_write)
-
-        def connect_pipes() -> None:
-            os.dup2(child_read, 3)
-            os.dup2(child_write, 4)
-
-        self.process = subprocess.Popen(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            preexec_fn=connect_pipes, close_fds=False,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(child_read)
-        os.close(child_write)
-        self.commands = to_browser_write
-        self.replies = from_browser_read
-        self.buffer = b""
-        self.last_id = 0
-        self.session: str | None = None
-
-    def call(self, method: str, **params: object) -> dict:
-        self.last_id += 1
-        message = {"id": self.last_id, "method": method, "params": params}
-        if self.session and not method.startswith(("Target.", "Browser.")):
-            message["sessionId"] = self.session
-        os.write(self.commands, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + TIMEOUT_SECONDS
-        while True:
-            while b"\0" not in self.buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([self.replies], [], [], remaining)[0]:
-                    raise AssertionError(f"chromium did not answer {method} in time")
-                chunk = os.read(self.replies, 1 << 20)
-                if not chunk:
-                    raise AssertionError(f"chromium exited during {method}")
-                self.buffer += chunk
-            raw, _, self.buffer = self.buffer.partition(b"\0")
-            reply = json.loads(raw)
-            if reply.get("id") == self.last_id:
-                if "error" in reply:
-                    raise AssertionError(f"{method}: {reply['error']}")
-                return reply["result"]
-
-    def open(self, url: str) -> None:
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target,
-                                 flatten=True)["sessionId"]
-        self.call("Page.navigate", url=url)
-
-    def close(self) -> None:
-        try:
-            self.call("Browser.close")
-            self.process.wait(timeout=10)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            os.close(self.commands)
-            os.close(self.replies)
-
-
-def inspect_page(page: Path, screenshot: Path, profile: Path) -> dict:
-    """Open `page` in Chromium; return its images and audio report; save a screenshot."""
-    browser = Chromium(profile)
-    try:
-        url = page.resolve().as_uri()
-        browser.open(url)
-        result = browser.call("Runtime.evaluate", awaitPromise=True, returnByValue=True,
-                              expression=f"({REPORT_FUNCTION})({json.dumps(url)})")
-        report = json.loads(result["result"]["value"])
-        shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        screenshot.write_bytes(base64.b64decode(shot["data"]))
-    finally:
-        browser.close()
-    return report
-
-
-def assert_everything_loaded(report: dict) -> None:
-    broken = [image["src"] for image in report["images"] if not image["width"] > 0]
-    silent = [clip["src"] for clip in report["audio"]
-              if clip["error"] is not None or not clip["duration"] > 0]
-    assert not broken and not silent, f"broken images {broken}, audio without duration {silent}"
+CURATED = Path(__file__).resolve().parent.parent / "outputs" / "curated"
 
 
 def _bench_run(bench_dir: Path) -> None:
@@ -162,9 +31,11 @@ def _bench_run(bench_dir: Path) -> None:
     figure.savefig(run / "figure.png")
 
 
-#: Tiny settings: an 8×16 image, 0.06 s of audio, 8 text bytes; two codecs.
-TINY = ["--compressors", "gzip,png", "--image-size", "8x16", "--audio-prompt", "0.05",
-        "--audio-length", "0.01", "--prompt-bytes", "64", "--length", "8"]
+#: Small settings: an 8×16 image, 1 s of audio given and 0.02 s generated after 256 samples
+#: of context, 8 text bytes; two codecs, in this process.
+TINY = ["--compressors", "gzip,png", "--image-size", "8x16", "--audio-prompt", "1",
+        "--audio-length", "0.02", "--audio-context", "256", "--prompt-bytes", "64",
+        "--length", "8", "--workers", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -178,14 +49,32 @@ def tiny_gallery(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_gallery_opens_with_every_image_and_clip(tiny_gallery: Path, tmp_path: Path) -> None:
     report = inspect_page(tiny_gallery / "index.html", tmp_path / "shot.png", tmp_path / "p")
-    assert_everything_loaded(report)
+    assert_everything_loaded(report, min_seconds=1.0)
     sources = sorted(image["src"] for image in report["images"])
     assert sources == ["audio_spectrogram.png", "bench_figure.png", "image_grid.png"]
     assert len(report["audio"]) == 3  # the original and two compressors
     for clip in report["audio"]:
-        assert clip["duration"] == pytest.approx(0.06, abs=1e-3)
+        assert clip["duration"] == pytest.approx(1.02, abs=1e-3)
     screenshot = np.asarray(Image.open(tmp_path / "shot.png").convert("L"))
+    assert screenshot.shape[1] == WINDOW_WIDTH
     assert screenshot.shape[0] > 900 and screenshot.std() > 10  # a long, non-blank page
+
+
+def test_the_curated_gallery_plays_and_its_screenshot_is_of_it(tmp_path: Path) -> None:
+    """outputs/curated, which the README shows: every clip ≥ 1 s (a second given, half a
+    second generated), every image decoded, and the committed screenshot the size of the
+    page as it renders now (`python -m tests.chromium` remakes it)."""
+    report = inspect_page(CURATED / "index.html", tmp_path / "shot.png", tmp_path / "p")
+    assert_everything_loaded(report, min_seconds=1.0)
+    manifest = json.loads((CURATED / "gallery.json").read_text())
+    assert len(report["audio"]) == 1 + len(manifest["settings"]["compressors"])
+    assert all(clip["duration"] >= 1.5 - 1e-3 for clip in report["audio"])
+    assert {image["src"] for image in report["images"]} >= {"image_grid.png",
+                                                           "audio_spectrogram.png"}
+    fresh = Image.open(tmp_path / "shot.png")
+    committed = Image.open(CURATED / "screenshot.png")
+    assert committed.size[0] == fresh.size[0] == WINDOW_WIDTH
+    assert abs(committed.size[1] - fresh.size[1]) <= 0.05 * fresh.size[1]
 
 
 def test_a_broken_image_or_clip_is_caught(tiny_gallery: Path, tmp_path: Path) -> None:
@@ -193,9 +82,11 @@ def test_a_broken_image_or_clip_is_caught(tiny_gallery: Path, tmp_path: Path) ->
     shutil.copytree(tiny_gallery, broken)
     (broken / "image_grid.png").unlink()
     (broken / "audio_gzip_code-length.wav").write_bytes(b"RIFF not really a wav")
+    (broken / "audio_png_code-length.wav").write_bytes(wav_bytes(np.full(8000, 128, np.uint8)))
     report = inspect_page(broken / "index.html", tmp_path / "shot.png", tmp_path / "p")
-    with pytest.raises(AssertionError, match="image_grid.png.*audio_gzip_code-length.wav"):
-        assert_everything_loaded(report)
+    with pytest.raises(AssertionError, match=r"image_grid.png.*audio_gzip_code-length.wav.*"
+                                             r"audio_png_code-length.wav \(0.500 s\)"):
+        assert_everything_loaded(report, min_seconds=1.0)
     images = {image["src"]: image["width"] for image in report["images"]}
     assert images["image_grid.png"] == 0
     assert images["audio_spectrogram.png"] > 0 and images["bench_figure.png"] > 0
@@ -207,7 +98,8 @@ def test_same_seed_same_gallery_and_force_replaces_it(tiny_gallery: Path, tmp_pa
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     again = tmp_path / "again"
     bench = tiny_gallery.parent / "bench"
-    assert main(["render", "-o", str(again), *TINY, "--bench-dir", str(bench)]) == 0
+    assert main(["render", "-o", str(again), *TINY, "--bench-dir", str(bench),
+                 "--workers", "2"]) == 0  # worker processes make the same files
     manifest = json.loads((again / "gallery.json").read_text())
     for name in manifest["files"]:
         assert (again / name).read_bytes() == (tiny_gallery / name).read_bytes(), name
@@ -267,7 +159,7 @@ def test_never_replaces_a_folder_that_is_not_a_gallery(tmp_path: Path,
 
 
 def test_bench_markdown_becomes_escaped_html() -> None:
-    from gencomp.render.gallery import markdown_html
+    from gencomp.render.page import markdown_html
 
     page = markdown_html("# Title\n\nText with `code` and <b>.\n\n| a | b |\n|---|---:|\n"
                          "| 1 | <script> |\n\nNotes\n- one\n  continued\n- two\n")
@@ -278,7 +170,7 @@ def test_bench_markdown_becomes_escaped_html() -> None:
 
 
 def test_without_bench_results_the_page_says_how_to_make_them(tmp_path: Path) -> None:
-    from gencomp.render.gallery import bench_section
+    from gencomp.gallery import newest_bench_section
 
-    section = bench_section(tmp_path / "bench")
+    section = newest_bench_section(tmp_path / "bench")
     assert "gencomp compress-bench" in section.body and not section.files

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import typer
 
+from gencomp.commands.progress import PROGRESS_HELP, JobBars, job_progress, on_terminal
 from gencomp.errors import UsageError
 
 
@@ -47,11 +49,13 @@ def render(
     image_size: str = typer.Option("32x64", "--image-size",
                                    help="Image region HEIGHTxWIDTH (the image centre, "
                                         "downscaled)."),
-    audio_prompt: float = typer.Option(0.064, "--audio-prompt",
-                                       help="Seconds of audio given (0.064 s = 1024 samples, "
-                                            "half the paper's 2048-byte chunk)."),
-    audio_length: float = typer.Option(0.064, "--audio-length",
+    audio_prompt: float = typer.Option(1.0, "--audio-prompt", help="Seconds of audio given."),
+    audio_length: float = typer.Option(0.5, "--audio-length",
                                        help="Seconds of audio generated."),
+    audio_context: int = typer.Option(1024, "--audio-context",
+                                      help="Samples of audio each stretch of the "
+                                           "continuation follows (a codec's cost per sample "
+                                           "grows with them)."),
     text_offset: int = typer.Option(None, "--text-offset",
                                     help="Where the text prompt starts (default: 0; "
                                          "2000000 in the default enwik8)."),
@@ -62,11 +66,15 @@ def render(
                                    help="Where compress-bench runs are (newest one is shown)."),
     no_bench: bool = typer.Option(False, "--no-bench", help="Leave the benchmark out."),
     force: bool = typer.Option(False, "--force", help="Replace an existing gallery."),
+    workers: int = typer.Option(os.cpu_count() or 1, "-w", "--workers",
+                                help="Worker processes generating continuations (the files "
+                                     "do not change)."),
+    progress: bool = typer.Option(on_terminal(), "--progress/--no-progress", help=PROGRESS_HELP),
 ) -> None:
     """Sample an image, a speech clip and a text with each compressor; write a gallery page."""
     # Imported here: the gallery loads the samplers and matplotlib, which other commands
     # (and `gencomp --help`) need not pay for.
-    from gencomp.render.gallery import build_gallery, default_settings
+    from gencomp.gallery import build_gallery, default_settings
 
     settings = default_settings(
         data_dir,
@@ -76,10 +84,18 @@ def render(
         samplers=_names(samplers, "--samplers"), horizon=horizon, temperature=temperature,
         image_size=_image_size(image_size),
         audio_prompt_seconds=audio_prompt, audio_seconds=audio_length,
-        text_offset=text_offset, prompt_bytes=prompt_bytes, length=length, seed=seed,
+        audio_context=audio_context, text_offset=text_offset, prompt_bytes=prompt_bytes,
+        length=length, seed=seed,
     )
     settings = dataclasses.replace(settings, bench_dir=None if no_bench else bench_dir)
-    build_gallery(settings, output, force=force)
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if not progress:
+        build_gallery(settings, output, force=force, workers=workers)
+        return
+    with job_progress() as bars:
+        build_gallery(settings, output, force=force, workers=workers,
+                      progress=JobBars(bars))
 
 
 def register(app: typer.Typer) -> None:

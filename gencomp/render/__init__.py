@@ -1,11 +1,12 @@
-"""Rendering what compressors generate, so people can look at it and listen to it.
+"""Rendering what compressors generate, so people can look at it and listen to it: pure
+functions from data to PNG, WAV and HTML (nothing here samples, reads or writes files).
 
 - `images`: the paper's Figure 3 grid (original, then one enlarged panel per compressor,
   a red bar between the given and the generated pixels).
 - `audio`: exact 8-bit WAV files and a waveform + spectrogram figure.
 - `text`: continuations with every byte visible, as HTML and Markdown.
-- `gallery`: samples all three with every compressor and writes one static page
-  (`gencomp render`); imported on its own because it pulls in the samplers.
+- `page`: the gallery page's sections and the page itself; `gencomp.gallery` (the
+  `gencomp render` application) generates what they show.
 """
 
 from gencomp.render.audio import AudioClip, audio_figure, figure_png, wav_bytes, wav_samples

@@ -3,8 +3,8 @@
 Samples are what the compressors model: 8-bit unsigned mono at 16 kHz (the high byte of
 each 16-bit LibriSpeech sample plus 128). WAV stores exactly that (PCM_U8), so what you
 hear is byte for byte what was generated. The figure follows the paper's audio figure: a
-spectrogram per continuation, with the waveform above it and the prompt/generated boundary
-marked on both.
+spectrogram per continuation, with the waveform beside it and the prompt/generated
+boundary marked on both; no spectrogram frame mixes prompt and generated samples.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import soundfile
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -23,6 +24,11 @@ from gencomp.errors import UsageError
 
 BOUNDARY_COLOR = "#e41a1c"
 SPECTROGRAM_RANGE_DB = 80.0
+#: 64 levels of magma (1.25 dB each): few enough that the 256-colour PNG keeps them all.
+SPECTROGRAM_COLOURS = colormaps["magma"].resampled(64)
+#: Spectrogram frames: 16 ms Hann windows every 4 ms.
+SPECTROGRAM_WINDOW = 256
+SPECTROGRAM_HOP = 64
 
 
 def _signed(samples: np.ndarray) -> np.ndarray:
@@ -69,34 +75,72 @@ def loudest_window(samples: np.ndarray, length: int, step: int = SAMPLE_RATE // 
     return int(starts[np.argmax(energy[starts + length] - energy[starts])])
 
 
+def spectrogram_sides(samples: np.ndarray, boundary: int, sample_rate: int = SAMPLE_RATE
+                      ) -> list[tuple[np.ndarray, float, float]]:
+    """The clip's power spectrogram in dB, as one image per side of `boundary`:
+    [(power (frequencies, frames), start seconds, end seconds)], prompt side first.
+
+    A frame centred on its window would smear the generated samples half a window (8 ms)
+    into the prompt's side of the picture. So no frame straddles the boundary: the prompt's
+    frames end at or before it, and each is drawn over the last `SPECTROGRAM_HOP` samples
+    of its window; the continuation's frames start at or after it, each drawn over the
+    first hop of its window. What lies left of the boundary is computed from prompt samples
+    only, and what lies right of it from generated samples only.
+    """
+    signal = _signed(samples).astype(np.float64)
+    window = np.hanning(SPECTROGRAM_WINDOW)
+    ends = np.arange(boundary, SPECTROGRAM_WINDOW - 1, -SPECTROGRAM_HOP)[::-1]
+    starts = np.arange(boundary, len(signal) - SPECTROGRAM_WINDOW + 1, SPECTROGRAM_HOP)
+    sides = []
+    for frame_starts, first, last in (
+            (ends - SPECTROGRAM_WINDOW, ends[:1] - SPECTROGRAM_HOP, ends[-1:]),
+            (starts, starts[:1], starts[-1:] + SPECTROGRAM_HOP)):
+        if not len(frame_starts):
+            continue
+        frames = np.stack([signal[start:start + SPECTROGRAM_WINDOW] for start in frame_starts])
+        power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
+        sides.append((10 * np.log10(power.T + 1e-10), first[0] / sample_rate,
+                      last[0] / sample_rate))
+    return sides
+
+
 def audio_figure(clips: Sequence[AudioClip], sample_rate: int = SAMPLE_RATE,
                  title: str = "") -> Figure:
-    """Waveform and spectrogram for each clip, one row each, boundary marked in red."""
+    """Waveform and spectrogram for each clip, one row each, boundary marked in red, one
+    colour scale (with its colour bar) for every spectrogram."""
     if not clips:
         raise UsageError("an audio figure needs at least one clip")
-    figure = Figure(figsize=(11, 1.9 * len(clips) + (0.4 if title else 0)), dpi=100,
+    figure = Figure(figsize=(12, 1.9 * len(clips) + (0.4 if title else 0)), dpi=100,
                     layout="constrained")
     axes = figure.subplots(len(clips), 2, squeeze=False, width_ratios=[1, 1.3])
-    spectrograms = []
-    for (wave_axis, spectrum_axis), clip in zip(axes, clips, strict=True):
+    sides = [spectrogram_sides(clip.samples, clip.prompt_samples, sample_rate)
+             for clip in clips]
+    # One colour scale for all rows, so louder really looks louder across compressors.
+    loudest = max(power.max() for clip_sides in sides for power, _, _ in clip_sides)
+    image = None
+    for (wave_axis, spectrum_axis), clip, clip_sides in zip(axes, clips, sides, strict=True):
         seconds = np.arange(len(clip.samples)) / sample_rate
         boundary = clip.prompt_samples / sample_rate
-        wave_axis.plot(seconds, _signed(clip.samples), linewidth=0.6, color="#333333")
+        wave_axis.plot(seconds, _signed(clip.samples), linewidth=0.5, color="#333333")
         wave_axis.set_ylim(-129, 128)
         wave_axis.set_ylabel(clip.label, rotation=0, ha="right", va="center", fontsize=10)
         wave_axis.set_yticks([])
-        *_, image = spectrum_axis.specgram(_signed(clip.samples).astype(np.float64),
-                                           NFFT=256, Fs=sample_rate, noverlap=192, cmap="magma")
-        spectrograms.append(image)
+        for power, start, end in clip_sides:
+            image = spectrum_axis.imshow(
+                power - loudest, origin="lower", aspect="auto", cmap=SPECTROGRAM_COLOURS,
+                vmin=-SPECTROGRAM_RANGE_DB, vmax=0, interpolation="nearest",
+                extent=(start, end, 0, sample_rate / 2))
+        spectrum_axis.set_ylim(0, sample_rate / 2)
         spectrum_axis.set_ylabel("Hz", fontsize=8)
         for axis in (wave_axis, spectrum_axis):
             axis.axvline(boundary, color=BOUNDARY_COLOR, linewidth=1.5)
             axis.set_xlim(0, len(clip.samples) / sample_rate)
             axis.tick_params(labelsize=8)
-    # One colour scale for all rows, so louder really looks louder across compressors.
-    loudest = max(image.get_clim()[1] for image in spectrograms)
-    for image in spectrograms:
-        image.set_clim(loudest - SPECTROGRAM_RANGE_DB, loudest)
+    if image is not None:
+        colour_bar = figure.colorbar(image, ax=axes[:, 1], shrink=min(1.0, 3 / len(clips)),
+                                     aspect=30, pad=0.01)
+        colour_bar.set_label("power, dB below the loudest", fontsize=9)
+        colour_bar.ax.tick_params(labelsize=8)
     axes[-1][0].set_xlabel("seconds (red line: end of the prompt)", fontsize=9)
     axes[-1][1].set_xlabel("seconds", fontsize=9)
     if title:

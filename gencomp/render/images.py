@@ -1,13 +1,14 @@
 """Image continuations as a grid in the spirit of the paper's Figure 3.
 
-One panel per row: the original first, then each compressor's continuation. Every panel is
-enlarged with nearest-neighbour (so each pixel stays a crisp square) and split by a coloured
-bar between the given pixels and the generated ones. The bar is inserted *between* pixels,
-so it hides none of them.
+One labelled panel per compressor, the original first, in one column or several. Every
+panel is enlarged with nearest-neighbour (so each pixel stays a crisp square) and split by
+a coloured bar between the given pixels and the generated ones. The bar is inserted
+*between* pixels, so it hides none of them.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,9 +58,10 @@ def _insert_bar(panel: Image.Image, scale: int, split_column: int | None,
 
 
 def image_grid(panels: Sequence[ImagePanel], *, split_column: int | None = None,
-               split_row: int | None = None, scale: int | None = None,
+               split_row: int | None = None, scale: int | None = None, columns: int = 1,
                title: str = "") -> Image.Image:
-    """The grid as an RGB image: one labelled, enlarged panel per row.
+    """The grid as an RGB image: labelled, enlarged panels, `columns` to a line, each label
+    above its panel.
 
     `split_column` marks row-wise continuation (each row's first `split_column` pixels were
     given, the rest generated: the paper's setup); `split_row` marks a patch whose first
@@ -67,6 +69,8 @@ def image_grid(panels: Sequence[ImagePanel], *, split_column: int | None = None,
     """
     if not panels:
         raise UsageError("an image grid needs at least one panel")
+    if not isinstance(columns, int) or columns < 1:
+        raise UsageError(f"columns must be a positive integer, got {columns!r}")
     shape = panels[0].image.shape
     for panel in panels:
         if panel.image.dtype != np.uint8 or panel.image.ndim != 2 or panel.image.shape != shape:
@@ -81,19 +85,31 @@ def image_grid(panels: Sequence[ImagePanel], *, split_column: int | None = None,
     ]
     panel_width, panel_height = rendered[0].size
     font = ImageFont.load_default(size=FONT_SIZE)
-    label_width = max(font.getlength(panel.label) for panel in panels) + 2 * MARGIN
-    width = int(max(label_width + panel_width, font.getlength(title))) + 2 * MARGIN
-    title_height = FONT_SIZE + 2 * MARGIN if title else 0
-    height = title_height + len(rendered) * (panel_height + MARGIN) + MARGIN
+    columns = min(columns, len(panels))
+    cell_width = int(max(panel_width, *(font.getlength(panel.label) for panel in panels)))
+    cell_height = FONT_SIZE + MARGIN // 2 + panel_height
+    lines = -(-len(panels) // columns)
+    title_height = FONT_SIZE + MARGIN if title else 0
+    width = int(max(columns * (cell_width + MARGIN) + MARGIN,
+                    font.getlength(title) + 2 * MARGIN))
+    height = MARGIN + title_height + lines * (cell_height + MARGIN)
     grid = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(grid)
     draw.text((MARGIN, MARGIN), title, fill=TEXT_COLOR, font=font)
     for index, (panel, image) in enumerate(zip(panels, rendered, strict=True)):
-        top = title_height + MARGIN + index * (panel_height + MARGIN)
-        draw.text((MARGIN, top + panel_height // 2), panel.label, fill=TEXT_COLOR, font=font,
-                  anchor="lm")
-        grid.paste(image, (int(label_width) + MARGIN, top))
+        line, column = divmod(index, columns)
+        left = MARGIN + column * (cell_width + MARGIN)
+        top = MARGIN + title_height + line * (cell_height + MARGIN)
+        draw.text((left, top), panel.label, fill=TEXT_COLOR, font=font)
+        grid.paste(image, (left, top + FONT_SIZE + MARGIN // 2))
     return grid
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """PNG file bytes of a Pillow image."""
+    with io.BytesIO() as buffer:
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
 
 
 def image_prompt_region(image: np.ndarray, height: int, width: int) -> np.ndarray:
