@@ -9,12 +9,16 @@ So besides `compress` / `decompress`, a compressor reports code lengths. Sampler
 benchmark use only what is defined here.
 
 Units and exactness:
-- `code_length_bits(data)` is ℓ_C(data) in bits. For a byte-oriented codec this is
-  8 × len(payload) of the stream the codec *models with* (which can differ from the file
-  container it writes: LZMA2 files are .xz but its code lengths are raw LZMA2, because the
-  .xz container pads to 4 bytes and flattens differences between continuations). For a
-  model compressor it is the ideal −Σ log2 p, a real number.
-- `continuation_bits(context, candidates)` is ℓ_C(context·c) − ℓ_C(context) for each
+- `code_length_bits(data, unit)` is ℓ_C(data) in bits, counted in one of two units:
+  "bytes", 8 × len(payload) of the stream the codec *models with* (the paper's, and what
+  `compress-bench` reports); or "bits", exact: the payload's bits up to the last one its
+  decoder needs, without the zero bits that pad the format to byte boundaries. The stream
+  a codec models with can differ from the file container it writes: LZMA2 files are .xz
+  but its code lengths are raw LZMA2, because the .xz container pads to 4 bytes and
+  flattens differences between continuations. A codec lists the units it offers in
+  `length_units` and answers a unit it does not offer in its own; a model compressor's
+  only unit is its ideal −Σ log2 p, a real number.
+- `continuation_bits(context, candidates, unit)` is ℓ_C(context·c) − ℓ_C(context) for each
   candidate c. The default recompresses context·c for every candidate. A codec may override
   it with a faster path, but only an *exact* one: the numbers must equal recompression.
 """
@@ -32,6 +36,8 @@ import numpy as np
 
 from gencomp.errors import UnknownCompressorError, UsageError
 
+#: The units code lengths can be counted in (see the module doc).
+LENGTH_UNITS = ("bytes", "bits")
 #: How much a codec decodes when the caller sets no limit (4 GiB): every decoder is capped.
 DEFAULT_MAX_OUTPUT_BYTES = 1 << 32
 
@@ -107,18 +113,46 @@ class Compressor(ABC):
         adjusted rate adds 2 bytes per parameter, as the paper does."""
         return 0
 
-    def code_length_bits(self, data: bytes) -> float:
-        """ℓ_C(data) in bits. Default: the size of the compressed payload."""
-        return 8.0 * len(self.compress(data))
+    #: The units this codec counts code lengths in, its own first (see the module doc):
+    #: "bytes" (8 × whole payload bytes) and, where it can count them, "bits" (exact).
+    length_units: tuple[str, ...] = ("bytes",)
 
-    def continuation_bits(self, context: bytes, candidates: Sequence[bytes]) -> np.ndarray:
-        """ℓ_C(context·c) − ℓ_C(context) in bits for each candidate c (float64 array).
+    def length_unit(self, unit: str) -> str:
+        """The unit a request for `unit` is answered in: `unit` if offered, else the
+        codec's own."""
+        if unit not in LENGTH_UNITS:
+            raise ValueError(f"length unit must be one of {', '.join(LENGTH_UNITS)}, "
+                             f"got {unit!r}")
+        return unit if unit in self.length_units else self.length_units[0]
+
+    def payload_bits(self, payload: bytes) -> float:
+        """The exact length of one of this codec's payloads: its bits up to the last one
+        the decoder needs. Codecs that offer "bits" count them; the default is 8 × bytes."""
+        return 8.0 * len(payload)
+
+    def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
+        """ℓ_C(data) in bits, counted in `unit` (see the module doc). Default: the size of
+        the compressed payload, or its `payload_bits`."""
+        payload = self.compress(data)
+        return self.payload_bits(payload) if self.length_unit(unit) == "bits" \
+            else 8.0 * len(payload)
+
+    def for_image(self, width: int) -> Compressor:
+        """This compressor as it scores images `width` pixels wide, row-major: itself,
+        unless it models two-dimensional layout (PNG)."""
+        return self
+
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
+                          unit: str = "bytes") -> np.ndarray:
+        """ℓ_C(context·c) − ℓ_C(context) in bits for each candidate c (float64 array),
+        counted in `unit`.
 
         Default: recompress context·c for every candidate, O(len(candidates) × len(context)).
         """
-        base_bits = self.code_length_bits(context)
+        base_bits = self.code_length_bits(context, unit)
         return np.array(
-            [self.code_length_bits(context + candidate) - base_bits for candidate in candidates],
+            [self.code_length_bits(context + candidate, unit) - base_bits
+             for candidate in candidates],
             dtype=np.float64,
         )
 

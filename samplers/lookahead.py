@@ -106,15 +106,17 @@ def copy_proposals(text: bytes, length: int, limit: int = MAX_COPIES,
 class Lookahead:
     """Scores candidates for one compressor and prompt; see the module doc."""
 
-    def __init__(self, compressor: Compressor, prompt: bytes, horizon: int, beam_width: int):
+    def __init__(self, compressor: Compressor, prompt: bytes, horizon: int, beam_width: int,
+                 unit: str):
         self.compressor = compressor
+        self.unit = unit
         self.horizon = horizon
         self.beam_width = beam_width
-        self.open_byte_bits = (compressor.code_length_bits(prompt) / len(prompt)
+        self.open_byte_bits = (compressor.code_length_bits(prompt, unit) / len(prompt)
                                if prompt else 8.0)
 
     def costs(self, text: bytes, candidates: list[bytes]) -> np.ndarray:
-        delta = self.compressor.continuation_bits(text, candidates)
+        delta = self.compressor.continuation_bits(text, candidates, self.unit)
         open_bytes = np.array([self.horizon - len(candidate) for candidate in candidates])
         return delta + open_bytes * self.open_byte_bits
 
@@ -141,9 +143,11 @@ class Lookahead:
 
 def sample_lookahead(compressor: Compressor, prompt: bytes, length: int, *, horizon: int,
                      beam_width: int, temperature: float, top_k: int | None,
-                     rng: np.random.Generator, advance: Callable[[int], None]) -> bytes:
-    """`length` bytes, each the first byte of a candidate drawn by its H-byte cost."""
-    lookahead = Lookahead(compressor, prompt, horizon, beam_width)
+                     rng: np.random.Generator, unit: str, advance: Callable[[int], None]
+                     ) -> bytes:
+    """`length` bytes, each the first byte of a candidate drawn by its H-byte cost (code
+    lengths in `unit`)."""
+    lookahead = Lookahead(compressor, prompt, horizon, beam_width, unit)
     text = bytearray(prompt)
     for _ in range(length):
         candidates, cost = lookahead.candidates(bytes(text), rng)

@@ -10,14 +10,10 @@
   the paper's LibriSpeech preprocessing. `continue_audio` appends generated samples.
 
 A layout-aware codec must see the real layout: PNG predicts each pixel from the one above
-and the one to the left, so it gets the image's width (without it PNG would lay a half
-row of 32 bytes out as a 4×8 image). And a partly generated image ends in a partial row,
-which a PNG file pads with zeros: then appending a 0 costs nothing and every other byte
-a whole byte, and PNG "generates" black. So for sampling, PNG scores a partial image as
-`ImagePng` lays it out: data shorter than a row as a row of its own length, otherwise
-full rows of the image's width with the partial last row completed by the pixels above
-it (which PNG's Up filter codes almost for free, so what is scored is the real pixels).
-Every other codec sees the same bytes either way.
+and the one to the left, so images are scored by `compressor.for_image(width)`, the
+compressor as it lays out an image of that width (for PNG, see `gencomp.codecs.png`; every
+other codec sees the same bytes either way). Both tasks use it, so on the `patch` task the
+prompt's rows lie above the generated ones, as in the image.
 """
 
 from __future__ import annotations
@@ -30,7 +26,7 @@ import numpy as np
 import soundfile
 from PIL import Image
 
-from gencomp.compressor import Compressor, get_compressor
+from gencomp.compressor import Compressor
 from gencomp.constants import SAMPLE_RATE
 from gencomp.errors import UsageError
 from gencomp.preprocessing import audio_to_bytes, grayscale_image
@@ -80,41 +76,6 @@ def _check_image(image: np.ndarray, what: str) -> None:
         raise UsageError(f"{what} is empty")
 
 
-class ImagePng(Compressor):
-    """PNG for sampling images `width` pixels wide: files are the plain PNG codec's (zero
-    padding); code lengths score partial images as laid out in the module doc, as LZMA2
-    scores raw streams but writes .xz files."""
-
-    name = "png"
-
-    def __init__(self, width: int):
-        self.width = width
-        self.files = get_compressor("png", width=width)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return self.files.params
-
-    def compress(self, data: bytes) -> bytes:
-        return self.files.compress(data)
-
-    def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
-        return self.files.decompress(payload, max_output_bytes)
-
-    def code_length_bits(self, data: bytes) -> float:
-        if len(data) <= self.width:
-            return get_compressor("png", width=max(len(data), 1)).code_length_bits(data)
-        partial = len(data) % self.width
-        if partial:
-            data += data[len(data) - self.width:len(data) - partial]
-        return self.files.code_length_bits(data)
-
-
-def for_width(compressor: Compressor, width: int) -> Compressor:
-    """`compressor`, or for PNG its image layout `width` pixels wide (see `ImagePng`)."""
-    return ImagePng(width) if compressor.name == "png" else compressor
-
-
 def continue_image_rows(compressor: Compressor, image: np.ndarray, *,
                         sampler: str = "code-length", seed: int = 0, rows_above: int = 0,
                         progress: bool = False, **settings: Any) -> np.ndarray:
@@ -126,7 +87,7 @@ def continue_image_rows(compressor: Compressor, image: np.ndarray, *,
         raise UsageError(f"rows_above must be an integer ≥ 0, got {rows_above!r}")
     rows, columns = image.shape
     given = columns // 2
-    compressor = for_width(compressor, columns)
+    compressor = compressor.for_image(columns)
     result = image.copy()
     with progress_bar(progress, rows, f"image rows {compressor.name}") as advance:
         for row in range(rows):
@@ -147,7 +108,7 @@ def continue_patch(compressor: Compressor, patch: np.ndarray, rows_given: int = 
     if not isinstance(rows_given, int) or not 0 <= rows_given <= rows:
         raise UsageError(f"rows_given must be an integer from 0 to {rows}, got {rows_given!r}")
     prompt = patch[:rows_given].tobytes()
-    continuation = sample_continuation(for_width(compressor, columns), prompt,
+    continuation = sample_continuation(compressor.for_image(columns), prompt,
                                        (rows - rows_given) * columns, sampler, seed=seed,
                                        **settings)
     return np.frombuffer(prompt + continuation, dtype=np.uint8).reshape(rows, columns).copy()

@@ -79,7 +79,9 @@ class IdealCodeLengthCompressor(Compressor):
     def context_window(self) -> int | None:
         return self.predictor.context_length
 
-    def code_length_bits(self, data: bytes) -> float:
+    length_units = ("bits",)
+
+    def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
         if not data:
             return 0.0
         return float(-self.predictor.symbol_log2_probs([data])[0].sum())
@@ -131,7 +133,7 @@ def test_same_seed_same_bytes_every_compressor(name: str) -> None:
 def test_different_seeds_differ(sampler: str) -> None:
     gzip = get_compressor("gzip")
     samples = {sample_continuation(gzip, PROMPT, 12, sampler, horizon=4, seed=seed,
-                                   temperature=2.0) for seed in range(4)}
+                                   temperature=2.0, length_unit="bytes") for seed in range(4)}
     assert len(samples) > 1
 
 
@@ -169,7 +171,7 @@ def test_exact_sampler_draws_what_code_lengths_define() -> None:
     prompt = PROMPT[:12]
     for seed in range(3):
         settings = {"temperature": 1.0, "top_k": None, "advance": lambda count: None}
-        by_code_length = sample_code_length(compressor, prompt, 6,
+        by_code_length = sample_code_length(compressor, prompt, 6, unit="bits",
                                             rng=np.random.default_rng(seed), **settings)
         exact = sample_exact(compressor.predictor, prompt, 6, window=None,
                              rng=np.random.default_rng(seed), **settings)
@@ -184,7 +186,7 @@ def test_exact_sampler_is_the_context_mixing_compressors_distribution() -> None:
     for seed in range(2):
         settings = {"temperature": 1.0, "top_k": None, "advance": lambda count: None}
         by_code_length = sample_code_length(cm, PROMPT, 8, rng=np.random.default_rng(seed),
-                                            **settings)
+                                            unit="bits", **settings)
         assert sample_continuation(cm, PROMPT, 8, seed=seed) == by_code_length
     assert cm.context_window == cm.chunk_size
 
@@ -197,8 +199,8 @@ def test_exact_sampler_on_a_transformer_with_a_small_window() -> None:
     model = PredictiveCompressor(TransformerPredictor(TransformerModel(config)), chunk_size=24)
     assert model.context_window == 24
     settings = {"temperature": 1.0, "top_k": None, "advance": lambda count: None}
-    by_code_length = sample_code_length(model, PROMPT[:10], 8, rng=np.random.default_rng(4),
-                                        **settings)
+    by_code_length = sample_code_length(model, PROMPT[:10], 8, unit="bits",
+                                        rng=np.random.default_rng(4), **settings)
     assert sample_continuation(model, PROMPT[:10], 8, seed=4) == by_code_length
     long_sample = sample_continuation(model, PROMPT, 50, "exact", seed=4)
     assert len(long_sample) == 50

@@ -13,12 +13,11 @@ from gencomp import get_compressor
 from gencomp.errors import UsageError
 from gencomp.render import wav_bytes
 from samplers import sample_continuation
+from gencomp.codecs.png import PngImageLayout
 from samplers.modalities import (
-    ImagePng,
     continue_audio,
     continue_image_rows,
     continue_patch,
-    for_width,
     load_audio_prompt,
     load_image_prompt,
 )
@@ -77,20 +76,21 @@ def test_wav_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load_audio_prompt(path), samples)
 
 
-def test_png_scores_partial_images_without_a_padding_artifact() -> None:
-    image_png = for_width(get_compressor("png"), 16)
-    assert isinstance(image_png, ImagePng) and image_png.params == {"width": 16}
+@pytest.mark.parametrize("unit", ["bytes", "bits"])
+def test_png_scores_partial_images_without_a_padding_artifact(unit: str) -> None:
+    image_png = get_compressor("png").for_image(16)
+    assert isinstance(image_png, PngImageLayout) and image_png.params == {"width": 16}
     gzip = get_compressor("gzip")
-    assert for_width(gzip, 16) is gzip
+    assert gzip.for_image(16) is gzip
     data = bytes(range(100, 140))
     # Shorter than a row: a row of its own length.
-    assert image_png.code_length_bits(data[:10]) == \
-        get_compressor("png", width=10).code_length_bits(data[:10])
+    assert image_png.code_length_bits(data[:10], unit) == \
+        get_compressor("png", width=10).code_length_bits(data[:10], unit)
     # A partial last row is completed by the pixels above it, not by zeros.
     completed = data[:20] + data[4:16]  # row 1 has 4 pixels; 12 come from row 0
     assert len(completed) == 32
-    assert image_png.code_length_bits(data[:20]) == \
-        get_compressor("png", width=16).code_length_bits(completed)
+    assert image_png.code_length_bits(data[:20], unit) == \
+        get_compressor("png", width=16).code_length_bits(completed, unit)
     # Files are plain PNG at the image width.
     assert image_png.decompress(image_png.compress(data[:20])) == data[:20]
     assert image_png.compress(data[:20]) == get_compressor("png", width=16).compress(data[:20])
@@ -104,7 +104,7 @@ def test_continue_image_rows_keeps_first_halves(name: str, small_image: np.ndarr
     np.testing.assert_array_equal(result[:, :8], small_image[:, :8])
     np.testing.assert_array_equal(result, continue_image_rows(compressor, small_image, seed=3))
     # Row r is the continuation of its first half alone, sampled with seed + r.
-    layout = for_width(compressor, 16)
+    layout = compressor.for_image(16)
     row = sample_continuation(layout, small_image[2, :8].tobytes(), 8, seed=5)
     np.testing.assert_array_equal(result[2, 8:], np.frombuffer(row, dtype=np.uint8))
 
@@ -113,7 +113,7 @@ def test_continue_image_rows_with_rows_above(small_image: np.ndarray) -> None:
     png = get_compressor("png")
     result = continue_image_rows(png, small_image, seed=0, rows_above=2, sampler="lookahead",
                                  horizon=4)
-    row = sample_continuation(for_width(png, 16), small_image[1:3].tobytes()
+    row = sample_continuation(png.for_image(16), small_image[1:3].tobytes()
                               + small_image[3, :8].tobytes(), 8, "lookahead", horizon=4,
                               seed=3)
     np.testing.assert_array_equal(result[3, 8:], np.frombuffer(row, dtype=np.uint8))

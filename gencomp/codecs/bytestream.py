@@ -11,6 +11,15 @@ per candidate; zstd compresses the candidates in libzstd's own threads; the othe
 recompress on a pool of threads (these libraries release the GIL while they compress).
 Each path gives exactly the numbers of recompression; tests/test_samplers_scoring.py
 checks that.
+
+Units. gzip counts exact bits: its deflate stream ends inside its last byte, and where is
+found by walking the blocks (`gencomp.codecs.deflate`); the header and trailer are fixed
+bytes. bz2 counts them too: its stream ends with a 48-bit end-of-stream magic number and a
+32-bit CRC at any bit, then zero bits to the byte boundary, so the end is where that magic
+number sits. zstd and brotli count bytes: a zstd block holds up to seven bitstreams, each
+padded on its own (Huffman weights, one or four literal streams, three table
+descriptions, the sequences), and brotli's end is known only by decoding the whole last
+meta-block, so neither has a short exact parse here.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import brotli
 import numpy as np
 import zstandard
 
+from gencomp.codecs import deflate
 from gencomp.compressor import Compressor, check_int_range, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 
@@ -64,11 +74,12 @@ def parallel_map(function: Callable[[Item], float], items: Sequence[Item],
 
 
 def recompressed_continuation_bits(compressor: Compressor, context: bytes,
-                                   candidates: Sequence[bytes]) -> np.ndarray:
+                                   candidates: Sequence[bytes], unit: str) -> np.ndarray:
     """ℓ(context·c) − ℓ(context) by recompressing every context·c, on the scoring threads:
     the base class's computation, in parallel."""
     total_bytes = sum(len(context) + len(candidate) for candidate in candidates)
-    bits = parallel_map(lambda candidate: compressor.code_length_bits(context + candidate),
+    bits = parallel_map(lambda candidate: compressor.code_length_bits(context + candidate,
+                                                                      unit),
                         [b"", *candidates], total_bytes >= PARALLEL_MIN_BYTES)
     return np.array(bits[1:], dtype=np.float64) - bits[0]
 
@@ -76,8 +87,8 @@ def recompressed_continuation_bits(compressor: Compressor, context: bytes,
 class ByteStreamCompressor(Compressor):
     """A compressor whose payload is the byte stream of one library call.
 
-    Code length ℓ_C(x) = 8 × len(compress(x)): byte-granular, so continuation lengths
-    differ in steps of 8 bits.
+    In bytes, ℓ_C(x) = 8 × len(compress(x)): continuation lengths differ in steps of 8
+    bits. Codecs that can count exact bits say so in `length_units`.
     """
 
     #: Exceptions the library raises on a malformed stream.
@@ -86,9 +97,10 @@ class ByteStreamCompressor(Compressor):
     @abstractmethod
     def compress(self, data: bytes) -> bytes: ...
 
-    def continuation_bits(self, context: bytes, candidates: Sequence[bytes]) -> np.ndarray:
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
+                          unit: str = "bytes") -> np.ndarray:
         """Exact: recompression, spread over threads (the library releases the GIL)."""
-        return recompressed_continuation_bits(self, context, candidates)
+        return recompressed_continuation_bits(self, context, candidates, unit)
 
     @abstractmethod
     def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
@@ -114,8 +126,12 @@ class GzipCompressor(ByteStreamCompressor):
     """gzip via zlib with a fixed header (mtime 0), so equal inputs give equal bytes."""
 
     name = "gzip"
+    length_units = ("bytes", "bits")
     library_errors = (zlib.error,)
     GZIP_WBITS = 31
+    #: zlib's gzip framing: a 10-byte header (no name, comment or extra field) before the
+    #: deflate stream, and CRC-32 and length (8 bytes) after it.
+    HEADER_BITS, TRAILER_BITS = 80, 64
 
     def __init__(self, level: int = 9) -> None:
         self.level = check_int_range(level, 0, 9, "level")
@@ -132,7 +148,15 @@ class GzipCompressor(ByteStreamCompressor):
         stream = self.new_compressobj()
         return stream.compress(data) + stream.flush()
 
-    def continuation_bits(self, context: bytes, candidates: Sequence[bytes]) -> np.ndarray:
+    def payload_bits(self, payload: bytes) -> float:
+        """The header, the deflate stream up to its final end-of-block code, the trailer."""
+        if payload[3] != 0:
+            raise ValueError("gzip: expected zlib's header without optional fields")
+        end = deflate.final_block_end(payload, self.HEADER_BITS)
+        return float(end + self.TRAILER_BITS)
+
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
+                          unit: str = "bytes") -> np.ndarray:
         """Exact, without recompressing the context: deflate it once, then per candidate
         finish a copy of that stream with the candidate.
 
@@ -145,19 +169,37 @@ class GzipCompressor(ByteStreamCompressor):
         O(context); the copies are finished on the scoring threads (zlib releases the
         GIL). Level 0 writes stored blocks whose sizes follow the output buffer, so it
         recompresses instead.
+
+        In bits, each finished stream is walked from the block that the candidates may
+        change, skipping the symbols they all share (`deflate.common_prefix`, found once
+        from the context's own stream): per candidate that is the block's code
+        description and its last few hundred symbols, whatever the context's length.
         """
         if self.level == 0:
-            return recompressed_continuation_bits(self, context, candidates)
+            return recompressed_continuation_bits(self, context, candidates, unit)
         stream = self.new_compressobj()
-        context_bytes = len(stream.compress(context))
+        head = stream.compress(context)
 
-        def finished_length(candidate: bytes) -> int:
+        def finish(candidate: bytes) -> bytes:
             branch = stream.copy()
-            return context_bytes + len(branch.compress(candidate)) + len(branch.flush())
+            return branch.compress(candidate) + branch.flush()
 
-        lengths = parallel_map(finished_length, [b"", *candidates],
+        if self.length_unit(unit) == "bytes":
+            def length(candidate: bytes) -> float:
+                return 8.0 * (len(head) + len(finish(candidate)))
+        else:
+            shared = deflate.common_prefix(head + finish(b""), self.HEADER_BITS, len(context))
+            # Walk from the byte holding the block's first bit (it may lie in the finish).
+            kept = min(shared.block_start >> 3, len(head))
+            head_rest, start = head[kept:], shared.block_start - 8 * kept
+
+            def length(candidate: bytes) -> float:
+                end = deflate.final_block_end(head_rest + finish(candidate), start, shared)
+                return float(8 * kept + end + self.TRAILER_BITS)
+
+        lengths = parallel_map(length, [b"", *candidates],
                                len(candidates) >= PARALLEL_MIN_CANDIDATES)
-        return 8.0 * (np.array(lengths[1:], dtype=np.float64) - lengths[0])
+        return np.array(lengths[1:], dtype=np.float64) - lengths[0]
 
     def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
         decoder = zlib.decompressobj(self.GZIP_WBITS)
@@ -168,7 +210,13 @@ class GzipCompressor(ByteStreamCompressor):
 @register("bz2", "bzip2 (Burrows-Wheeler), block size 900k", level_param="level")
 class Bz2Compressor(ByteStreamCompressor):
     name = "bz2"
+    length_units = ("bytes", "bits")
     library_errors = (OSError, ValueError, EOFError)
+    #: A bzip2 stream ends with this 48-bit magic number and a 32-bit CRC, at any bit
+    #: position, then zero bits up to a byte boundary. No shift of the magic number by
+    #: 1 to 7 bits overlaps itself, so at most one padding length fits.
+    END_OF_STREAM = 0x177245385090
+    END_BITS = 48 + 32
 
     def __init__(self, level: int = 9) -> None:
         self.level = check_int_range(level, 1, 9, "level")
@@ -179,6 +227,15 @@ class Bz2Compressor(ByteStreamCompressor):
 
     def compress(self, data: bytes) -> bytes:
         return bz2.compress(data, self.level)
+
+    def payload_bits(self, payload: bytes) -> float:
+        """The stream up to the end of its final CRC: its length less the padding."""
+        last_bits = int.from_bytes(payload[-11:], "big")
+        for padding in range(8):
+            if last_bits & ((1 << padding) - 1) == 0 and \
+                    last_bits >> (padding + 32) & ((1 << 48) - 1) == self.END_OF_STREAM:
+                return 8.0 * len(payload) - padding
+        raise ValueError("bz2: no end-of-stream marker")
 
     def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
         decoder = bz2.BZ2Decompressor()
@@ -205,10 +262,12 @@ class ZstdCompressor(ByteStreamCompressor):
     def compress(self, data: bytes) -> bytes:
         return self._compressor.compress(data)
 
-    def continuation_bits(self, context: bytes, candidates: Sequence[bytes]) -> np.ndarray:
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
+                          unit: str = "bytes") -> np.ndarray:
         """Exact: every context·c compressed as its own frame by libzstd's worker threads.
         (A `zstandard.ZstdCompressor` must not be shared between Python threads, so this
-        uses libzstd's batch call with a compressor of its own.)"""
+        uses libzstd's batch call with a compressor of its own.) In bytes, whatever the
+        unit asked: zstd offers no other."""
         compressor = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
         texts = [b"", *candidates]
         per_batch = max(1, ZSTD_BATCH_BYTES // (len(context) + 1))

@@ -14,6 +14,10 @@ must match STREAMINFO's MD5 signature (libsndfile does not check it).
 Scoring continuations is fast because FLAC codes fixed-size frames (4096 samples here)
 independently, behind headers of fixed size: ℓ(context·c) − ℓ(context) is decided by the
 context's last, partial frame alone.
+
+Units. Exact bits: each frame's subframes end inside a byte that is padded with zeros
+before the frame's CRC-16; `gencomp.codecs.flac_frames` walks the frames and finds where.
+Metadata, frame headers and CRCs are counted whole.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
+from gencomp.codecs import flac_frames
 from gencomp.compressor import Compressor, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 
@@ -42,6 +47,7 @@ _READ_BLOCK_SAMPLES = 1 << 16
 @register("flac", "FLAC (libsndfile): bytes as 8-bit 16 kHz mono audio")
 class FlacCompressor(Compressor):
     name = "flac"
+    length_units = ("bytes", "bits")
 
     def __init__(self, sample_bits: int = 16, sample_rate: int = 16000) -> None:
         if sample_bits not in _SUBTYPES:
@@ -63,7 +69,21 @@ class FlacCompressor(Compressor):
         smallest, largest = (int.from_bytes(streaminfo[i:i + 2], "big") for i in (4, 6))
         return largest if smallest == largest else None
 
-    def continuation_bits(self, context: bytes, candidates: Sequence[bytes]) -> np.ndarray:
+    def payload_bits(self, payload: bytes) -> float:
+        """The file less the zero bits that pad each frame before its CRC-16."""
+        if not payload:
+            return 0.0
+        position = len(_MAGIC)
+        while True:  # metadata blocks: a last-block flag, a type, a 24-bit length
+            header = payload[position]
+            position += 4 + int.from_bytes(payload[position + 1:position + 4], "big")
+            if header & 0x80:
+                break
+        return 8.0 * len(payload) - flac_frames.padding_bits(payload[position:],
+                                                             self.sample_bits)
+
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
+                          unit: str = "bytes") -> np.ndarray:
         """Exact, by recompressing only the context's last frame: earlier frames are coded
         the same with or without a candidate, and header sizes do not depend on the length.
         When the context ends on a frame boundary, or a candidate would run into the next
@@ -73,8 +93,8 @@ class FlacCompressor(Compressor):
         tail_length = len(context) % frame if frame else 0
         if tail_length == 0 or any(tail_length + len(candidate) > frame
                                    for candidate in candidates):
-            return super().continuation_bits(context, candidates)
-        return super().continuation_bits(context[-tail_length:], candidates)
+            return super().continuation_bits(context, candidates, unit)
+        return super().continuation_bits(context[-tail_length:], candidates, unit)
 
     def compress(self, data: bytes) -> bytes:
         if not data:

@@ -63,8 +63,9 @@ class Lzma2Compressor(ByteStreamCompressor):
             return self._raw(data)
         return lzma.compress(data, format=lzma.FORMAT_XZ, preset=self.preset)
 
-    def code_length_bits(self, data: bytes) -> float:
-        """ℓ_C(x) from raw LZMA2, whatever container the files use (see the module doc)."""
+    def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
+        """ℓ_C(x) from raw LZMA2, whatever container the files use (see the module doc);
+        in bytes, whatever the unit asked (see the module doc)."""
         return 8.0 * len(self._raw(data))
 
     def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:

@@ -6,6 +6,18 @@ above and the one to the left, so the width must be the image's real width. Give
 closest factors of the length (2048 → 32 rows of 64), with the wider side as the width.
 With an explicit width the last row is padded with zeros, and the padding is recorded in a
 tEXt chunk (only then), so the exact length comes back.
+
+Sampling images (`for_image`). A partly generated image ends in a partial row, which a
+PNG file pads with zeros: then appending a 0 costs nothing and every other byte a whole
+byte, and PNG "generates" black. So `PngImageLayout` scores a partial image differently
+from how it writes it: data shorter than a row as a row of its own length, otherwise full
+rows of the image's width with the partial last row completed by the pixels above it
+(which the Up filter codes almost for free, so what is scored is the real pixels).
+
+Units. Exact bits: the zlib stream inside the IDAT chunks is deflate, which ends inside
+its last byte (`gencomp.codecs.deflate` finds where); every other byte of the file
+(signature, chunk headers and CRCs, the zlib header and Adler-32) is framing, counted
+whole.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
+from gencomp.codecs import deflate
 from gencomp.compressor import Compressor, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 from gencomp.preprocessing import closest_factors
@@ -27,11 +40,14 @@ _CHUNK_HEAD = struct.Struct(">I4s")
 _CHUNK_CRC = struct.Struct(">I")
 #: Deflate expands at most 1032:1, so n bytes of PNG hold at most 1032·n pixels.
 _DEFLATE_MAX_RATIO = 1032
+#: The zlib stream's framing: a 2-byte header before the deflate stream, Adler-32 after.
+_ZLIB_HEADER_BITS, _ZLIB_TRAILER_BYTES = 16, 4
 
 
 @register("png", "PNG (Pillow, 8-bit grayscale, optimize=True); width = image width")
 class PngCompressor(Compressor):
     name = "png"
+    length_units = ("bytes", "bits")
 
     def __init__(self, width: int | None = None) -> None:
         if width is not None and (not isinstance(width, int) or width < 1 or width > 1 << 20):
@@ -62,6 +78,20 @@ class PngCompressor(Compressor):
             image.save(buffer, format="PNG", optimize=True, pnginfo=info)
             return buffer.getvalue()
 
+    def payload_bits(self, payload: bytes) -> float:
+        """The file less the zero bits after the final end-of-block code of its deflate
+        stream."""
+        if not payload:
+            return 0.0
+        stream = b"".join(data for chunk_type, data in chunks(payload) if chunk_type == b"IDAT")
+        if len(stream) < 6 or stream[1] & 0x20:
+            raise ValueError("png: IDAT is not a zlib stream without a preset dictionary")
+        end = deflate.final_block_end(stream, _ZLIB_HEADER_BITS)
+        return 8.0 * len(payload) - (8 * (len(stream) - _ZLIB_TRAILER_BYTES) - end)
+
+    def for_image(self, width: int) -> PngImageLayout:
+        return PngImageLayout(width)
+
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         if not payload:
             return b""
@@ -91,6 +121,34 @@ class PngCompressor(Compressor):
         if len(output) > limit:
             raise SizeLimitError(f"png: payload expands past the limit of {limit}")
         return output
+
+
+class PngImageLayout(PngCompressor):
+    """PNG for sampling images `width` pixels wide: files are the plain codec's (zero
+    padding); code lengths score partial images as laid out in the module doc, as LZMA2
+    scores raw streams but writes .xz files."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__(width)
+
+    def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
+        if len(data) <= self.width:
+            return PngCompressor(width=max(len(data), 1)).code_length_bits(data, unit)
+        partial = len(data) % self.width
+        if partial:
+            data += data[len(data) - self.width:len(data) - partial]
+        return super().code_length_bits(data, unit)
+
+
+def chunks(payload: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, data) of each chunk of a PNG file we wrote (not checked: see `check_chunks`)."""
+    found, position = [], len(_SIGNATURE)
+    while position + _CHUNK_HEAD.size <= len(payload):
+        length, chunk_type = _CHUNK_HEAD.unpack_from(payload, position)
+        start = position + _CHUNK_HEAD.size
+        found.append((chunk_type, payload[start:start + length]))
+        position = start + length + _CHUNK_CRC.size
+    return found
 
 
 def check_chunks(payload: bytes) -> tuple[int, int]:

@@ -166,12 +166,16 @@ class PredictiveCompressor(Compressor):
 
     # --- code lengths ------------------------------------------------------------------
 
-    def code_length_bits(self, data: bytes) -> float:
+    #: The ideal code length is this codec's only unit, and exact.
+    length_units = ("bits",)
+
+    def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
         """Σ −log2 p over the chunks: the ideal code length (the payload adds the coder's
         final words and the framing)."""
         return math.fsum(-math.fsum(chunk) for chunk in self._chunk_log2_probs(self._chunks(data)))
 
-    def continuation_bits(self, context: bytes, candidates: Sequence[bytes]) -> np.ndarray:
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
+                          unit: str = "bytes") -> np.ndarray:
         """ℓ(context·c) − ℓ(context), exactly as `code_length_bits` cuts context·c.
 
         Chunks that lie wholly inside the context are the same on both sides and cancel;
