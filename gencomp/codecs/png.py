@@ -134,10 +134,22 @@ class PngImageLayout(PngCompressor):
     def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
         if len(data) <= self.width:
             return PngCompressor(width=max(len(data), 1)).code_length_bits(data, unit)
-        partial = len(data) % self.width
-        if partial:
-            data += data[len(data) - self.width:len(data) - partial]
-        return super().code_length_bits(data, unit)
+        return super().code_length_bits(paeth_completed(data, self.width), unit)
+
+
+def paeth_completed(data: bytes, width: int) -> bytes:
+    """`data` (longer than a row) with its partial last row completed by PNG's Paeth
+    predictor: each missing pixel is the prediction from its left, upper and upper-left
+    neighbours, which the Paeth filter codes as zeros."""
+    completed = bytearray(data)
+    for position in range(len(data), -(-len(data) // width) * width):
+        left, above, upper_left = (completed[position - 1], completed[position - width],
+                                   completed[position - width - 1])
+        estimate = left + above - upper_left
+        distances = abs(estimate - left), abs(estimate - above), abs(estimate - upper_left)
+        completed.append(left if distances[0] <= min(distances[1:]) else
+                         above if distances[1] <= distances[2] else upper_left)
+    return bytes(completed)
 
 
 def chunks(payload: bytes) -> list[tuple[bytes, bytes]]:
