@@ -95,6 +95,28 @@ def test_audio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     np.testing.assert_array_equal(samples[:400] >> 8, tone[:400] >> 8)
 
 
+@pytest.mark.parametrize("compressor, unit, used", [
+    ("flac", "bits", "bits"), ("flac", "bytes", "bytes"), ("zstd", "bits", "bytes")])
+def test_length_unit_is_recorded_and_bytes_is_the_papers_sampler(
+        compressor: str, unit: str, used: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    tone = (np.sin(np.arange(800) / 5) * 12000).astype(np.int16)
+    prompt = tmp_path / "tone.wav"
+    soundfile.write(prompt, tone, 16000)
+    output = tmp_path / "out.wav"
+    code, _, err = run(["sample", "-c", compressor, "--prompt", str(prompt), "--modality",
+                        "audio", "--length", "5", "--seed", "2", "--length-unit", unit,
+                        "-o", str(output)], capsys)
+    assert code == 0, err
+    record = json.loads((tmp_path / "out.wav.json").read_text())
+    assert (record["length_unit"], record["length_unit_used"]) == (unit, used)
+    samples, _ = soundfile.read(output, dtype="int16")
+    generated = ((samples[len(tone):] >> 8) + 128).astype(np.uint8).tobytes()
+    prompt_bytes = ((tone >> 8) + 128).astype(np.uint8).tobytes()
+    assert generated == sample_continuation(get_compressor(compressor), prompt_bytes, 5,
+                                            seed=2, length_unit=unit)
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--prompt", "MISSING"], "not found"),
     (["--prompt", "EMPTY"], "prompt is empty"),
@@ -113,6 +135,7 @@ def test_audio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (["--prompt", "TEXT", "--modality", "image", "--length", "5"], "does not apply"),
     (["--prompt", "TEXT", "--param", "level=99"], "level"),
     (["--prompt", "TEXT", "-c", "nosuch"], "unknown compressor"),
+    (["--prompt", "TEXT", "--length-unit", "nats"], "unknown length unit"),
 ])
 def test_bad_input_is_one_line_and_exit_2(arguments: list[str], message: str, tmp_path: Path,
                                           text_prompt: Path,

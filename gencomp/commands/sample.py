@@ -124,6 +124,9 @@ def sample(
                                           help="rows (default: second half of every row "
                                                "from its first half) or patch (rows below "
                                                "--rows-given)."),
+    length_unit: str = typer.Option("bits", "--length-unit",
+                                    help="Count code lengths in exact bits where the codec "
+                                         "offers them (default), or in bytes (the paper's)."),
     rows_given: int | None = typer.Option(None, "--rows-given",
                                           help="Patch task: rows given (default half)."),
     rows_above: int | None = typer.Option(None, "--rows-above",
@@ -154,7 +157,8 @@ def sample(
     if horizon is None:
         horizon = DEFAULT_LOOKAHEAD_HORIZON if sampler == "lookahead" else 1
     length = DEFAULT_LENGTH.get(modality, 0) if length is None else length
-    check_settings(sampler, length, horizon, beam_width, temperature, top_k, seed)
+    check_settings(sampler, length, horizon, beam_width, temperature, top_k, seed,
+                   length_unit)
     image_task = image_task or "rows"
     if image_task not in IMAGE_TASKS:
         raise UsageError(f"unknown --image-task {image_task!r}; choose rows or patch")
@@ -163,7 +167,8 @@ def sample(
 
     compressor = get_compressor(compressor_name, **parse_params(param))
     settings = {"sampler": sampler, "seed": seed, "horizon": horizon,
-                "beam_width": beam_width, "temperature": temperature, "top_k": top_k}
+                "beam_width": beam_width, "temperature": temperature, "top_k": top_k,
+                "length_unit": length_unit}
     output_path = Path(output) if output else _default_output(prompt, modality,
                                                               compressor_name, settings)
     metadata_path = output_path.with_name(output_path.name + ".json")
@@ -184,7 +189,8 @@ def sample(
     elapsed = time.perf_counter() - start
     record = {"modality": modality, "compressor": compressor_name,
               "params": compressor.params, **settings,
-              "sampled_with": resolved_sampler(compressor, sampler), "prompt_file": prompt,
+              "sampled_with": resolved_sampler(compressor, sampler),
+              "length_unit_used": compressor.length_unit(length_unit), "prompt_file": prompt,
               **details,
               "timings": {"seconds": round(elapsed, 3)}}
     write_output(output_path, payload, force=force)
