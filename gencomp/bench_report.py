@@ -13,7 +13,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +21,9 @@ from rich.table import Table
 from gencomp.bench import OUTPUT_FILES, PAPER_BYTES, PAPER_NUM_CHUNKS, RunOutcome
 from gencomp.datasets import data_source
 from gencomp.fileio import write_output
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Worker counts the paper-scale estimate is shown for.
 ESTIMATE_WORKERS = (1, 2, 16, 64)
@@ -249,33 +252,41 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def figure_png(rows: list[dict[str, Any]]) -> bytes:
-    """Grouped bars per data set, chunked and unchunked side by side, the paper's number
-    as a black diamond on the bar it belongs to."""
-    import matplotlib
+#: The widest a bar gets (in data-set groups): with one data set and two compressors,
+#: 0.8 / 2 would fill the panel.
+MAX_BAR_WIDTH = 0.15
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
+
+def rates_figure(rows: list[dict[str, Any]]) -> Figure:
+    """Grouped bars per data set, chunked and unchunked side by side, the paper's number
+    as a black diamond on the bar it belongs to. Each panel centres the compressors it
+    has (model compressors have no unchunked rate, and that panel says so); a compressor
+    keeps its colour in both."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     datasets = list(dict.fromkeys(row["dataset"] for row in rows))
     compressors = list(dict.fromkeys(row["compressor"] for row in rows))
     lookup = {(row["compressor"], row["dataset"]): row for row in rows}
-    modes = ["chunked"] + (["unchunked"] if not all(row["is_model"] for row in rows) else [])
-    figure, axes = pyplot.subplots(1, len(modes), figsize=(6.5 * len(modes), 4.8), sharey=True,
-                                   squeeze=False)
-    axes = axes[0]
-    width = 0.8 / len(compressors)
-    colors = pyplot.get_cmap("tab10")
+    models = [name for name in compressors
+              if all(lookup[name, dataset]["is_model"] for dataset in datasets)]
+    modes = ["chunked"] + (["unchunked"] if len(models) < len(compressors) else [])
+    panel_width = 2.5 + 1.5 * len(datasets) * max(1.0, len(compressors) / 4)
+    figure = Figure(figsize=(panel_width * len(modes), 4.8))
+    axes = figure.subplots(1, len(modes), sharey=True, squeeze=False)[0]
+    colors = colormaps["tab10"]
     for axis, mode in zip(axes, modes, strict=True):
-        for index, name in enumerate(compressors):
-            positions = [group + (index - (len(compressors) - 1) / 2) * width
+        shown = [name for name in compressors if mode == "chunked" or name not in models]
+        width = min(MAX_BAR_WIDTH, 0.8 / len(shown))
+        for index, name in enumerate(shown):
+            positions = [group + (index - (len(shown) - 1) / 2) * width
                          for group in range(len(datasets))]
             ours = [lookup[name, dataset][f"{mode}_rate"] for dataset in datasets]
             bars = [(x, value) for x, value in zip(positions, ours, strict=True)
                     if value is not None]
             if bars:
                 axis.bar([x for x, _ in bars], [value for _, value in bars], width,
-                         label=name, color=colors(index % 10))
+                         label=name, color=colors(compressors.index(name) % 10))
             paper = [(x, paper_rate(lookup[name, dataset], mode))
                      for x, dataset in zip(positions, datasets, strict=True)]
             paper = [(x, value) for x, value in paper if value is not None]
@@ -283,7 +294,11 @@ def figure_png(rows: list[dict[str, Any]]) -> bytes:
                 axis.scatter([x for x, _ in paper], [value for _, value in paper], marker="D",
                              color="black", s=18, zorder=3, label="paper")
         axis.set_xticks(range(len(datasets)), [dataset_title(name) for name in datasets])
-        axis.set_title(f"{mode} ({'chunks of 2048 bytes' if mode == 'chunked' else 'one file'})")
+        axis.set_xlim(-0.5, len(datasets) - 0.5)
+        title = f"{mode} ({'chunks of 2048 bytes' if mode == 'chunked' else 'one file'})"
+        if mode == "unchunked" and models:
+            title += f"\nwithout {', '.join(models)}: a model codes 2048-byte chunks only"
+        axis.set_title(title, fontsize=10)
         axis.axhline(100, color="gray", linewidth=0.6, linestyle=":")
         axis.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("compression rate (%), lower is better")
@@ -292,9 +307,13 @@ def figure_png(rows: list[dict[str, Any]]) -> bytes:
     figure.legend(unique.values(), unique.keys(), loc="upper center", ncol=len(unique),
                   frameon=False)
     figure.tight_layout(rect=(0, 0, 1, 0.92))
+    return figure
+
+
+def figure_png(rows: list[dict[str, Any]]) -> bytes:
+    """`rates_figure` as PNG bytes (no pyplot: no global state)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    pyplot.close(figure)
+    rates_figure(rows).savefig(buffer, format="png", dpi=120)
     return buffer.getvalue()
 
 
