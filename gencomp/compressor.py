@@ -25,6 +25,7 @@ Units and exactness:
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 from abc import ABC, abstractmethod
@@ -172,6 +173,13 @@ class CompressorSpec:
     #: The parameter that `--level` sets (gzip level, zstd level, brotli quality, ...).
     level_param: str | None = None
     is_model: bool = False
+    #: Parameters that choose how coding runs, not what the bytes are (workers, device): a
+    #: container never records them and its values for them are ignored; the user's
+    #: command line gives them.
+    runtime_params: tuple[str, ...] = ()
+    #: Parameters the payload records itself (a model payload's chunk and group sizes and
+    #: fingerprint): a container need not record them.
+    payload_params: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, CompressorSpec] = {}
@@ -182,6 +190,8 @@ def register(
     description: str,
     level_param: str | None = None,
     is_model: bool = False,
+    runtime_params: tuple[str, ...] = (),
+    payload_params: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Compressor]], Callable[..., Compressor]]:
     """Decorator that adds a compressor class or factory function to the registry."""
 
@@ -193,7 +203,8 @@ def register(
             if parameter.default is not inspect.Parameter.empty
         }
         _REGISTRY[name] = CompressorSpec(
-            name, factory, description, defaults, level_param, is_model
+            name, factory, description, defaults, level_param, is_model, runtime_params,
+            payload_params
         )
         return factory
 
@@ -235,14 +246,21 @@ def available_compressors() -> list[str]:
     return [spec.name for spec in compressor_specs()]
 
 
+#: Other names people know these codecs by: the tools and formats that carry them.
+ALIASES = {"xz": "lzma2", "lzma": "lzma2", "bzip2": "bz2"}
+
+
 def compressor_spec(name: str) -> CompressorSpec:
-    """The registry entry for `name` (its parameters, level parameter, kind)."""
+    """The registry entry for `name` or its alias (its parameters, level parameter, kind)."""
+    name = ALIASES.get(name, name)
     _load(name)
     spec = _REGISTRY.get(name)
     if spec is None:
+        names = available_compressors()
+        close = difflib.get_close_matches(name.lower(), [*names, *ALIASES], n=1, cutoff=0.6)
+        hint = f"did you mean {ALIASES.get(close[0], close[0])!r}? " if close else ""
         raise UnknownCompressorError(
-            f"unknown compressor {name!r}; available: {', '.join(available_compressors())}"
-        )
+            f"unknown compressor {name!r}; {hint}available: {', '.join(names)}")
     return spec
 
 

@@ -3,12 +3,21 @@
 Every output goes to a temporary file in the destination folder, is flushed and fsynced,
 then renamed over the destination: a crash or Ctrl-C leaves either the old state or the
 complete new file, never a partial one. Existing files are not replaced without `force`.
+A temporary file is named `.NAME.HOST-PID.RANDOM.tmp`; one that a killed process left
+behind (its PID on this host is gone) is removed by the next run that writes NAME.
+
+Output to stdout ('-') is written with every write's result checked: a short write, a
+full disk, a closed pipe or a stdout that was closed before we started (`>&-`) is an
+error, never a silently truncated output with exit code 0.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import socket
 import stat
 import sys
 import tempfile
@@ -16,14 +25,40 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from gencomp.errors import OutputExistsError, UsageError
+from gencomp.errors import OutputClosedError, OutputExistsError, UsageError
 
 STDIO = "-"
+STDIN, STDOUT = 0, 1
+#: Bytes handed to one write(2) on stdout.
+_WRITE_BLOCK = 1 << 20
+
+#: The standard streams (0, 1, 2) that were closed when `guard_standard_streams` ran.
+_closed_streams: set[int] = set()
+
+
+def guard_standard_streams() -> None:
+    """Give a standard stream the caller closed (`>&-`) /dev/null, and remember it.
+
+    Left closed, its number would go to the next file we open (the temporary output file,
+    say), and whatever is written to "stdout" would land in that file; and worker
+    processes would inherit it. Data that should go to a closed stream is refused
+    (`write_output`, `read_input`)."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+            _closed_streams.add(descriptor)
 
 
 def read_input(path: str | Path) -> bytes:
     """The bytes of a file, or of stdin for '-', with a one-line error on any problem."""
     if str(path) == STDIO:
+        if STDIN in _closed_streams:
+            raise UsageError("stdin is closed: nothing to read for '-'")
         return sys.stdin.buffer.read()
     path = Path(path)
     if not path.exists():
@@ -50,6 +85,8 @@ def check_distinct(input_path: str | Path, output_path: str | Path) -> None:
 def check_writable(path: str | Path, force: bool) -> None:
     """Refuse early (before any work) to replace an existing output without `force`."""
     if str(path) == STDIO:
+        if STDOUT in _closed_streams:
+            raise UsageError(_STDOUT_CLOSED)
         return
     path = Path(path)
     if path.is_dir():
@@ -76,9 +113,10 @@ def atomic_open(path: str | Path, force: bool = False) -> Iterator[IO[bytes]]:
     """Open `path` for binary writing; it appears, complete, only if the block succeeds."""
     path = Path(path)
     check_writable(path, force)
+    remove_stale_temporaries(path)
     with _write_errors_reported(path):
-        descriptor, temporary_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                                      dir=path.parent)
+        descriptor, temporary_name = tempfile.mkstemp(
+            prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             yield handle
@@ -118,20 +156,130 @@ def _fsync_directory(folder: Path) -> None:
             os.close(descriptor)
 
 
+def _temporary_prefix(path: Path) -> str:
+    """`.NAME.HOST-`: the temporary files of `path` made on this host, before their PID."""
+    host = re.sub(r"[^A-Za-z0-9]+", "_", socket.gethostname())[:32] or "host"
+    return f".{path.name}.{host}-"
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files of `path` that killed writers left: only files named as
+    `atomic_open` names them, made on this host, by a process that no longer exists (a
+    live writer's file is never touched). Returns what was removed."""
+    path = Path(path)
+    pattern = re.compile(re.escape(_temporary_prefix(path)) + r"(\d+)\.[A-Za-z0-9_]+\.tmp")
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            if (match and entry.is_file(follow_symlinks=False)
+                    and not _process_exists(int(match.group(1)))):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    """write(2) until all of `data` is written: a short write is retried from where it
+    stopped (Python's buffered writers can report one and drop the rest), and a write
+    that makes no progress is an error."""
+    remaining = memoryview(data)
+    while remaining:
+        written = os.write(descriptor, remaining[:_WRITE_BLOCK])
+        if written <= 0:
+            raise OSError(errno.EIO, "a write made no progress")
+        remaining = remaining[written:]
+
+
+@contextlib.contextmanager
+def _stdout_errors_reported() -> Iterator[None]:
+    """A reader that left is an OutputClosedError, any other failure a UsageError. Either
+    way stdout then points at /dev/null, so that what is still buffered cannot fail a
+    second time, unreported, when the interpreter flushes it at exit."""
+    try:
+        yield
+    except OSError as error:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, STDOUT)
+        os.close(null)
+        if isinstance(error, BrokenPipeError):
+            raise OutputClosedError("output pipe closed before all data was written") \
+                from error
+        raise UsageError(f"cannot write to stdout: {error.strerror or error}") from error
+
+
+_STDOUT_CLOSED = "stdout is closed: nowhere to write the output (use -o FILE)"
+
+
+class _CheckedTextStream:
+    """sys.stdout whose writes and flushes fail as our errors (`checked_stdout`); with no
+    stream (stdout was closed), writing any text is an error."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if self._stream is None:
+            if text:
+                raise UsageError(_STDOUT_CLOSED)
+            return 0
+        with _stdout_errors_reported():
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            with _stdout_errors_reported():
+                self._stream.flush()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def checked_stdout() -> Iterator[None]:
+    """While the block runs, text printed to stdout (tables, results) is checked as data
+    written with `write_stdout` is: a full disk, a closed pipe or a closed stdout is our
+    error, not a traceback or an unnoticed loss. Leaving the block flushes it, checked."""
+    original = sys.stdout
+    sys.stdout = _CheckedTextStream(original)  # type: ignore[assignment]
+    try:
+        yield
+        sys.stdout.flush()
+    finally:
+        sys.stdout = original
+
+
+def write_stdout(data: bytes) -> None:
+    """Write all of `data` to stdout, checking every write; fsync it when stdout is a
+    file, so that a disk that fills late still fails here."""
+    check_writable(STDIO, force=True)
+    with _stdout_errors_reported():
+        if sys.stdout is not None:
+            sys.stdout.flush()  # text printed before goes out first
+        _write_all(STDOUT, data)
+        if stat.S_ISREG(os.fstat(STDOUT).st_mode):
+            os.fsync(STDOUT)
+
+
 def write_output(path: str | Path, data: bytes, force: bool = False) -> None:
     """Write `data` atomically to `path`, or to stdout for '-'."""
     if str(path) == STDIO:
-        try:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        except BrokenPipeError as error:
-            # The reader left (`| head`). Point stdout at /dev/null so that the
-            # interpreter's own flush at exit does not fail a second time.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise UsageError("output pipe closed before all data was written") from error
+        write_stdout(data)
         return
     with atomic_open(path, force) as handle, _write_errors_reported(Path(path)):
-        handle.write(data)
+        handle.flush()
+        _write_all(handle.fileno(), data)
 
 
 def write_text(path: str | Path, text: str, force: bool = True) -> None:

@@ -154,7 +154,8 @@ def default_settings(data_dir: Path | None = None, **overrides: object) -> Galle
     """Settings with the default prompts and compressors; non-None `overrides` replace
     fields. Prompts are looked up only for the modalities that will be rendered."""
     fields = {key: value for key, value in overrides.items() if value is not None}
-    fields.setdefault("compressors", default_compressors())
+    fields["compressors"] = tuple(compressor_spec(name).name  # aliases: xz is lzma2
+                                  for name in fields.get("compressors", default_compressors()))
     for modality in fields.get("modalities", MODALITIES):  # type: ignore[union-attr]
         if modality in DEFAULT_PROMPTS and modality not in fields:
             fields[modality] = default_prompt(modality, data_dir)

@@ -22,7 +22,9 @@ Memory: a context's 255 nodes are stored as 17 rows of 16 bytes, as paq does: on
 the first 4 bits and one per value of the high nibble for the last 4. A row is hashed into
 a per-sequence table and owned by its context through an 8-bit check in its first byte;
 rows never seen read as empty, so only the rows a sequence visits matter (about 2 per byte
-and context; the default table holds 8192 per context and sequence, 128 KiB).
+and context; the default table holds 8192 per context and sequence, 128 KiB). The tables
+of a batch are checked against the model memory budget (`gencomp.limits`) before they are
+allocated: a payload declares its batch, and the largest settings need 40 GiB.
 
 Exactness: everything is integer arithmetic (fixed-point stretch/squash from paq's
 interpolation table, integer state maps and mixer weights); only the final node
@@ -41,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from gencomp.limits import check_model_memory
 from predictors.base import Predictor
 
 #: Bumped whenever the arithmetic changes: payloads record it through the fingerprint.
@@ -212,9 +215,12 @@ class ContextMixingPredictor(Predictor):
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     def start(self, batch_size: int) -> tuple[CMState, np.ndarray]:
+        table_bytes = self.num_contexts * batch_size * 16 << self.table_bits
+        check_model_memory(table_bytes, f"cm (order {self.order}, table_bits {self.table_bits}) "
+                                        f"for a batch of {batch_size}")
         state_p = np.tile(STATE_PRIOR, batch_size)
         state = CMState(
-            rows=np.zeros(self.num_contexts * batch_size * 16 << self.table_bits, dtype=np.uint8),
+            rows=np.zeros(table_bytes, dtype=np.uint8),
             state_p=state_p,
             state_n=np.zeros(batch_size * NUM_STATES, dtype=np.int64),
             state_stretch=STRETCH[state_p >> 4].astype(np.float64),

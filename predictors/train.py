@@ -505,9 +505,10 @@ def train(options: TrainOptions, resume: bool = False, show_progress: bool = Tru
             if run.step % options.checkpoint_interval == 0 or run.step == options.steps:
                 save_training_state(run, out)
             held = next((r["held_out_bits"] for r in reversed(run.history)
-                         if "held_out_bits" in r), float("nan"))
+                         if "held_out_bits" in r), None)
+            held_text = "not yet measured" if held is None else f"{held:.3f} b/B"
             progress.update(task, completed=run.step,
-                            status=f"loss {train_bits:.3f} b/B  held-out {held:.3f} b/B")
+                            status=f"loss {train_bits:.3f} b/B  held-out {held_text}")
 
     model.eval()
     evaluation_started = time.perf_counter()

@@ -56,6 +56,7 @@ from torch import nn
 
 from gencomp.errors import CheckpointError, UsageError
 from gencomp.fileio import write_output
+from gencomp.limits import check_model_memory
 from predictors import transformer_kernels
 from predictors.base import Predictor
 
@@ -357,6 +358,10 @@ class TransformerPredictor(Predictor):
             return torch.softmax(logits.double(), dim=-1).cpu().numpy()
 
     def start(self, batch_size: int) -> tuple[KVCache | KernelState, np.ndarray]:
+        config = self.model.config  # float32 keys and values, per layer and position
+        check_model_memory(2 * 4 * batch_size * config.num_layers * config.context_length
+                           * config.embedding_dim, f"the transformer's key/value cache for a "
+                           f"batch of {batch_size}")
         if self.engine == "kernels":
             state = KernelState(*transformer_kernels.allocate_cache(self._kernel_weights,
                                                                     batch_size))

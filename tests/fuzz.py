@@ -10,9 +10,15 @@ mutations and decodes it, with the limit a caller would pass (the original lengt
 targets:
 
 - `container`: the whole .gcz file is damaged; the CRC-32 should catch almost everything.
-- `container-resealed`: the payload or the JSON header is damaged and the framing and
-  CRC-32 are rebuilt around it, so the header parser and the codec decoders really run and
-  the SHA-256 of the original is what stands between them and a wrong output.
+- `container-resealed`: the payload or the binary header is damaged and the CRC-32 is
+  rebuilt around it, so the header parser and the codec decoders really run and the
+  digest of the original is what stands between them and a wrong output.
+- `container-v1-resealed`: the same for version-1 containers (a JSON header), still read.
+- `container-params`: the container's parameters are mutated (other types, values out of
+  range or at their limits, unknown keys, runtime keys such as `workers`), on real
+  containers and on hostile model containers whose payloads declare model tables or
+  caches of gigabytes. Besides its outcome, each case is watched: it must start no child
+  process and grow resident memory by at most `MEMORY_GROWTH_LIMIT`.
 - one target per compressor: its raw payload, `decompress(payload, max_output_bytes)`.
 
 A case passes if it raises a GencompError, or returns the exact original bytes, or the
@@ -31,25 +37,33 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import functools
+import hashlib
 import json
+import os
 import random
 import resource
 import signal
 import struct
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile
 from PIL import Image
 
-from gencomp.compressor import Compressor, available_compressors, get_compressor
-from gencomp.container import frame, pack, unpack
+from gencomp.codecs.predictive import PredictiveCompressor
+from gencomp.compressor import Compressor, available_compressors, compressor_spec, get_compressor
+from gencomp.container import DIGEST_BYTES, MAGIC, frame, pack, read_header, seal, unpack
 from gencomp.errors import GencompError
+from predictors.base import Predictor
+from predictors.cm import ContextMixingPredictor
 from tests.conftest import shared_data_dir
 
 #: Parameter sets beyond the defaults whose payloads take other decoder paths.
@@ -71,6 +85,16 @@ INTERESTING = [0, 1, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x10000, 2**31 - 1, 2**31,
 
 #: Header edits for the resealed container: values a hostile file could declare.
 HEADER_VALUES = [2**40, 2**64, -1, 0, 1.5, "1", None, [], {}, float("inf"), "x" * 200, True]
+#: Parameter values a hostile container could give: other types, and numbers at and past
+#: the limits of what parameters accept (orders, table bits, chunk and batch sizes).
+PARAM_VALUES = [*HEADER_VALUES, 7, 8, 20, 21, 64, 256, 257, 2**20, 2**20 + 1, 2**31, -2**63,
+                "cuda", "meta", "torch", "kernels", "auto", "raw", "\x1b[31m", [1] * 50]
+#: Keys a hostile container could add: runtime parameters it may not choose, and others.
+EXTRA_PARAM_KEYS = ["workers", "device", "batch_size", "chunk_size", "max_memory", "",
+                    "\x1b[2J", "x" * 100, "__class__"]
+#: How much a `container-params` case may grow resident memory (its decoders need at most
+#: a few MiB for inputs this small; a model table past its budget would need gigabytes).
+MEMORY_GROWTH_LIMIT = 256 << 20
 
 
 class CaseTimeout(BaseException):
@@ -99,6 +123,8 @@ class Target:
     budget_seconds: float = 2.0
     #: The `python -m tests.fuzz` options that rebuild these seeds.
     options: str = ""
+    #: Whether each case is watched for child processes and memory (`ResourceWatch`).
+    watch_resources: bool = False
 
 
 @dataclass
@@ -223,14 +249,66 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
 
 
 def split_container(container: bytes) -> tuple[bytes, bytes]:
-    """(JSON header bytes, payload) of a well-formed container."""
+    """(binary header bytes, payload) of a well-formed version-2 container: the header is
+    everything between the version byte and the payload."""
+    _, payload = read_header(container)
+    return container[len(MAGIC) + 1 : len(container) - 4 - len(payload)], payload
+
+
+def reseal(header: bytes, payload: bytes) -> bytes:
+    """A version-2 container of these header bytes and payload, with a valid CRC-32."""
+    return seal(MAGIC + b"\x02" + header + payload)
+
+
+def damage_header(rng: random.Random, header: bytes, payload: bytes) -> bytes:
+    """Damage the header: as bytes, or by giving a field a hostile value."""
+    if rng.random() < 0.5:
+        return reseal(mutate(rng, header), payload)
+    fields = read_header(reseal(header, payload))[0]
+    name, length, digest = fields.compressor, fields.original_length, fields.original_digest
+    choice = rng.randrange(3)
+    if choice == 0:
+        name = rng.choice(available_compressors() + ["", "nonesuch", "x" * 255])
+    elif choice == 1:
+        length = rng.choice([value for value in INTERESTING if value < 2**64])
+    else:
+        digest = rng.randbytes(DIGEST_BYTES)
+    return frame(name, fields.params, length, digest, payload)
+
+
+def damage_resealed(rng: random.Random, seed: Seed) -> bytes:
+    header, payload = split_container(seed.encoded)
+    if rng.random() < 0.75:
+        return reseal(header, mutate(rng, payload))
+    return damage_header(rng, header, payload)
+
+
+# Version 1 (a JSON header), which is still read: its fuzz targets build such containers.
+
+def frame_v1(header: bytes, payload: bytes) -> bytes:
+    """A version-1 container of a JSON header and a payload, with a valid CRC-32."""
+    body = b"".join([struct.pack("<4sBI", MAGIC, 1, len(header)), header,
+                     struct.pack("<Q", len(payload)), payload])
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def pack_v1(compressor: Compressor, data: bytes) -> bytes:
+    """`data` in a version-1 container, as gencomp wrote them before version 2."""
+    header = {"compressor": compressor.name, "params": compressor.params,
+              "original_length": len(data), "original_sha256": hashlib.sha256(data).hexdigest()}
+    return frame_v1(json.dumps(header, sort_keys=True, separators=(",", ":")).encode(),
+                    compressor.compress(data))
+
+
+def split_container_v1(container: bytes) -> tuple[bytes, bytes]:
+    """(JSON header bytes, payload) of a well-formed version-1 container."""
     (header_length,) = struct.unpack_from("<I", container, 5)
     header = container[9 : 9 + header_length]
     return header, container[9 + header_length + 8 : -4]
 
 
-def damage_header(rng: random.Random, header: bytes) -> bytes:
-    """Damage the JSON header: as bytes, or by setting a field to a hostile value."""
+def damage_json_header(rng: random.Random, header: bytes) -> bytes:
+    """Damage a version-1 JSON header: as bytes, or by setting a field to a hostile value."""
     if rng.random() < 0.5:
         return mutate(rng, header)
     fields = json.loads(header)
@@ -244,13 +322,134 @@ def damage_header(rng: random.Random, header: bytes) -> bytes:
     return json.dumps(fields).encode()
 
 
-def damage_resealed(rng: random.Random, seed: Seed) -> bytes:
-    header, payload = split_container(seed.encoded)
+def damage_resealed_v1(rng: random.Random, seed: Seed) -> bytes:
+    header, payload = split_container_v1(seed.encoded)
     if rng.random() < 0.75:
         payload = mutate(rng, payload)
     else:
-        header = damage_header(rng, header)
-    return frame(header, payload)
+        header = damage_json_header(rng, header)
+    return frame_v1(header, payload)
+
+
+# Parameters: a container's parameters are data; no value may make decoding misbehave.
+
+def damage_params(rng: random.Random, seed: Seed) -> bytes:
+    """1 to 3 edits of the container's parameters: a parameter the compressor takes given
+    a hostile value, a key added (runtime ones included), or a recorded one removed."""
+    header, payload = read_header(seed.encoded)
+    params = dict(header.params)
+    known = sorted(compressor_spec(header.compressor).defaults)
+    for _ in range(rng.choice([1, 1, 2, 3])):
+        choice = rng.randrange(4)
+        if choice <= 1:
+            params[rng.choice(known)] = rng.choice(PARAM_VALUES)
+        elif choice == 2:
+            params[rng.choice(EXTRA_PARAM_KEYS)] = rng.choice(PARAM_VALUES)
+        elif params:
+            del params[rng.choice(sorted(params))]
+    return frame(header.compressor, params, header.original_length, header.original_digest,
+                 payload)
+
+
+class ImpostorPredictor(Predictor):
+    """Uniform next-byte distributions under another model's name and fingerprint: how a
+    hostile encoder writes a payload that a real model's decoder accepts, declaring any
+    batch it likes, without ever allocating that model's state itself."""
+
+    def __init__(self, name: str, fingerprint: str) -> None:
+        self.name = name
+        self._fingerprint = fingerprint
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def start(self, batch_size: int) -> tuple[None, np.ndarray]:
+        return None, np.full((batch_size, 256), 1 / 256)
+
+    def step(self, state: None, symbols: np.ndarray) -> np.ndarray:
+        return np.full((len(symbols), 256), 1 / 256)
+
+
+def impostor_container(name: str, fingerprint: str, params: dict[str, Any], data: bytes,
+                       chunk_size: int, batch_size: int) -> tuple[PredictiveCompressor, bytes]:
+    """A well-formed container of model compressor `name` with `params`, whose payload
+    says its chunks were coded in groups of `batch_size`; and the impostor that coded it."""
+    impostor = PredictiveCompressor(ImpostorPredictor(name, fingerprint), chunk_size=chunk_size,
+                                    batch_size=batch_size, name=name)
+    return impostor, frame(name, params, len(data), hashlib.sha256(data).digest()[:DIGEST_BYTES],
+                           impostor.compress(data))
+
+
+def model_param_seeds(codecs: list[str] | None) -> list[Seed]:
+    """Model containers for the parameter target besides the ordinary ones: a cm container
+    of several groups (one that could choose its workers would start them), and containers
+    whose payloads make a real model decoder size its state past the model memory budget:
+    cm at its largest order and tables (the 40 GiB and 5 GiB of issue 20's reports) and
+    the Transformer's torch engine at the largest batch (a 1 GiB cache)."""
+    names = codecs or available_compressors()
+    seeds = []
+    cases = []
+    if "cm" in names:
+        grouped = get_compressor("cm", chunk_size=16, batch_size=1)
+        data = b"three groups of sixteen bytes, each a job of its own"
+        seeds.append(Seed(grouped, data, pack(grouped, data)))
+    if "cm" in names:
+        largest = ContextMixingPredictor(order=7, table_bits=20).fingerprint
+        cases += [("cm", largest, {"order": 7, "table_bits": 20}, bytes(256), 1, 256),
+                  ("cm", largest, {"order": 7, "table_bits": 20}, bytes(range(256)) * 16, 128,
+                   32)]
+    if "transformer" in names:
+        torch_engine = get_compressor("transformer", engine="torch").predictor.fingerprint
+        cases.append(("transformer", torch_engine, {"engine": "torch"}, bytes(512), 2, 256))
+    for name, fingerprint, params, data, chunk_size, batch_size in cases:
+        impostor, container = impostor_container(name, fingerprint, params, data, chunk_size,
+                                                 batch_size)
+        seeds.append(Seed(impostor, data, container))
+    return seeds
+
+
+def _status_kib(field: str) -> int:
+    return next(int(line.split()[1]) for line in open("/proc/self/status")
+                if line.startswith(field + ":"))
+
+
+def _children() -> set[int]:
+    """Our child processes, zombies included."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():
+            children.add(int(stat.parent.name))
+    return children
+
+
+class ResourceWatch:
+    """What a case may not do: start a process (one still running, or one that ran and was
+    waited for, which adds to our children's CPU time), or grow resident memory by more
+    than `MEMORY_GROWTH_LIMIT` at its peak (Linux's peak counter is reset at the start)."""
+
+    def __init__(self) -> None:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # peak resident memory := current
+        self.resident_kib = _status_kib("VmRSS")
+        self.children = _children()
+        self.children_cpu = os.times()[2:4]
+
+    def problem(self) -> str | None:
+        grown = (_status_kib("VmHWM") - self.resident_kib) << 10
+        if grown > MEMORY_GROWTH_LIMIT:
+            return f"resident memory grew by {grown >> 20} MiB"
+        if _children() - self.children or os.times()[2:4] != self.children_cpu:
+            return "started a child process"
+        return None
 
 
 # ---------------------------------------------------------------- targets and cases
@@ -298,6 +497,7 @@ def build_targets(seed: int = 0, codecs: list[str] | None = None, max_size: int 
         f" --codec {name}" for name in codecs or [])
     raw_targets: list[Target] = []
     container_seeds: list[Seed] = []
+    v1_seeds: list[Seed] = []
     for compressor in compressors(codecs):
         is_model = compressor.predictor is not None
         rng = random.Random(f"fuzz-samples:{seed}:{target_name(compressor)}")
@@ -318,7 +518,12 @@ def build_targets(seed: int = 0, codecs: list[str] | None = None, max_size: int 
         ))
         container_seeds += [Seed(compressor, one.original, pack(compressor, one.original))
                             for one in seeds]
+        v1_seeds += [Seed(compressor, one.original, pack_v1(compressor, one.original))
+                     for one in seeds]
     budget = max(target.budget_seconds for target in raw_targets)
+    # The few model seeds of the parameter target, repeated to be a quarter of its cases.
+    model_seeds = model_param_seeds(codecs)
+    model_seeds *= max(1, len(container_seeds) // (3 * max(1, len(model_seeds))))
 
     def unpack_seed(seed: Seed, damaged: bytes) -> bytes:
         # A limit like the CLI's, but 1 MiB rather than 16 GiB: a damaged header may declare
@@ -333,6 +538,12 @@ def build_targets(seed: int = 0, codecs: list[str] | None = None, max_size: int 
                unpack_seed, pack_seed, lambda seed: True, budget, options),
         Target("container-resealed", container_seeds, damage_resealed,
                unpack_seed, pack_seed, lambda seed: True, budget, options),
+        Target("container-v1-resealed", v1_seeds, damage_resealed_v1,
+               unpack_seed, lambda seed, output: pack_v1(seed.compressor, output),
+               lambda seed: True, budget, options),
+        Target("container-params", container_seeds + model_seeds, damage_params,
+               unpack_seed, pack_seed, lambda seed: True, budget, options,
+               watch_resources=True),
         *raw_targets,
     ]
 
@@ -357,6 +568,14 @@ def run_case(target: Target, seed: int, index: int) -> tuple[str, str | None]:
     rng = random.Random(f"fuzz:{seed}:{target.name}:{index}")
     start = rng.choice(target.seeds)
     damaged = target.damage(rng, start)
+    watch = ResourceWatch() if target.watch_resources else None
+    outcome, problem = _decode_case(target, start, damaged)
+    if watch is not None and problem is None and (overuse := watch.problem()) is not None:
+        return "resources", overuse
+    return outcome, problem
+
+
+def _decode_case(target: Target, start: Seed, damaged: bytes) -> tuple[str, str | None]:
     try:
         with time_budget(target.budget_seconds):
             output = target.decode(start, damaged)
@@ -407,13 +626,16 @@ def fuzz(targets: list[Target], cases: int, seed: int = 0, start: int = 0,
     return report
 
 
-def limit_memory(extra_bytes: int) -> None:
-    """Cap the address space at what is mapped now plus `extra_bytes`, so unbounded
-    allocation surfaces as a MemoryError (a failure) instead of swapping the machine."""
-    mapped_kib = next(int(line.split()[1]) for line in open("/proc/self/status")
-                      if line.startswith("VmSize:"))
-    limit = mapped_kib * 1024 + extra_bytes
-    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+@contextmanager
+def memory_limit(extra_bytes: int) -> Iterator[None]:
+    """Cap the address space at what is mapped now plus `extra_bytes` while the block runs,
+    so unbounded allocation surfaces as a MemoryError (a failure) instead of swapping."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, ((_status_kib("VmSize") << 10) + extra_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -438,9 +660,10 @@ def main(argv: list[str] | None = None) -> int:
                          f"{[target.name for target in targets]}")
         targets = [target for target in targets if target.name in args.target]
     print(f"targets: {', '.join(target.name for target in targets)}", file=sys.stderr)
-    limit_memory(args.memory_mb << 20)
-    report = fuzz(targets, args.cases, args.seed, args.start, watchdog=True,
-                  progress=lambda report: print(f"  ... {report.summary()}", file=sys.stderr))
+    with memory_limit(args.memory_mb << 20):
+        report = fuzz(targets, args.cases, args.seed, args.start, watchdog=True,
+                      progress=lambda report: print(f"  ... {report.summary()}",
+                                                    file=sys.stderr))
     faulthandler.cancel_dump_traceback_later()
     for name, outcomes in report.outcomes.items():
         print(f"{name:28s} {dict(sorted(outcomes.items()))}")

@@ -2,14 +2,17 @@
 hypothesis over random payloads and header fields, and hand-crafted bombs.
 
 Every case must end in a GencompError or the exact original, quickly and in bounded
-memory. The long run is `python -m tests.fuzz --cases 100000`.
+memory; mutated container parameters must also start no process and take no more than
+a little memory. The long run is `python -m tests.fuzz --cases 100000`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
+import multiprocessing
 import struct
 import time
 import tracemalloc
@@ -25,18 +28,34 @@ from PIL import Image
 
 from gencomp import arithmetic
 from gencomp.compressor import get_compressor
-from gencomp.container import frame, pack, unpack
+from gencomp.container import DIGEST_BYTES, frame, pack, read_header, unpack
 from gencomp.errors import CorruptPayloadError, GencompError, SizeLimitError
-from tests.fuzz import build_targets, compressors, fuzz, split_container, target_name
+from tests.fuzz import (
+    MEMORY_GROWTH_LIMIT,
+    build_targets,
+    compressors,
+    frame_v1,
+    fuzz,
+    memory_limit,
+    pack_v1,
+    split_container_v1,
+    target_name,
+)
 
 #: Mutation cases per target in CI. Classical decoders take well under a millisecond a
-#: case; model compressors decode a byte at a time, so they get fewer.
+#: case; model compressors decode a byte at a time, so they get fewer, as do the targets
+#: that build a model per case (version 1's headers, the parameters).
 CASES = 2000
 MODEL_CASES = 40
+TARGET_CASES = {"container-v1-resealed": 500, "container-params": 300}
 COMPRESSORS = {target_name(one): one for one in compressors(None)}
-TARGET_NAMES = ["container", "container-resealed", *COMPRESSORS]
+TARGET_NAMES = ["container", "container-resealed", *TARGET_CASES, *COMPRESSORS]
 MODEL_TARGETS = {name for name, one in COMPRESSORS.items() if one.predictor is not None}
 CLASSICAL = {name: one for name, one in COMPRESSORS.items() if name not in MODEL_TARGETS}
+
+
+def cases_of(name: str) -> int:
+    return TARGET_CASES.get(name, MODEL_CASES if name in MODEL_TARGETS else CASES)
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +65,33 @@ def targets():
 
 @pytest.mark.parametrize("name", TARGET_NAMES)
 def test_seeded_mutations_end_in_an_error_or_the_original(targets, name):
-    cases = MODEL_CASES if name in MODEL_TARGETS else CASES
-    report = fuzz([targets[name]], cases, seed=0)
-    assert report.cases == cases
+    # Under an address-space cap, as the long run: an allocation the budgets should have
+    # refused is a MemoryError, a failure, not a machine swapping.
+    with memory_limit(2 << 30):
+        report = fuzz([targets[name]], cases_of(name), seed=0)
+    assert report.cases == cases_of(name)
     problems = [f"{failure.problem}  ({failure.reproduce(0)})" for failure in report.failures]
     assert not problems, "\n".join(problems[:10])
+    if name == "container-params":
+        # Its hostile model seeds really reach the decoder (and its memory budget), not
+        # all stopped earlier by their mutations.
+        assert report.outcomes[name]["SizeLimitError"] >= 3
 
 
 def test_the_ci_loop_runs_at_least_2000_cases():
-    cases = sum(MODEL_CASES if name in MODEL_TARGETS else CASES for name in TARGET_NAMES)
-    assert cases >= 2000
+    assert sum(map(cases_of, TARGET_NAMES)) >= 2000
+
+
+def _spawns_a_process(seed, damaged):
+    process = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+    process.start()
+    process.join()
+    return seed.original
+
+
+def _takes_memory(seed, damaged):
+    taken = np.ones(MEMORY_GROWTH_LIMIT + (64 << 20), dtype=np.uint8)
+    return seed.original if taken.all() else b""
 
 
 def test_a_wrong_output_is_reported(targets):
@@ -64,6 +100,16 @@ def test_a_wrong_output_is_reported(targets):
     broken = dataclasses.replace(target, decode=lambda seed, damaged: b"other")
     report = fuzz([broken], 20, seed=0)
     assert report.failures and "other bytes" in report.failures[0].problem
+
+
+@pytest.mark.parametrize(("decode", "problem"), [(_spawns_a_process, "child process"),
+                                                 (_takes_memory, "resident memory")])
+def test_a_case_that_starts_a_process_or_takes_memory_is_reported(targets, decode, problem):
+    """The parameter target's watch itself: a decoder that returns the right bytes but
+    starts a process, or takes hundreds of MiB, fails the case."""
+    broken = dataclasses.replace(targets["container-params"], decode=decode)
+    report = fuzz([broken], 2, seed=0)
+    assert len(report.failures) == 2 and problem in report.failures[0].problem
 
 
 # ---------------------------------------------------------------- hypothesis
@@ -95,17 +141,46 @@ JSON_VALUES = st.recursive(
     max_leaves=12,
 )
 HEADER_DATA = b"what the header says "
-#: A container per compressor, to damage its header.
+#: A container per compressor, to damage its header (version 2, and version 1's JSON).
 PACKED = {name: pack(compressor, HEADER_DATA) for name, compressor in COMPRESSORS.items()}
+PACKED_V1 = {name: pack_v1(compressor, HEADER_DATA) for name, compressor in COMPRESSORS.items()}
+DIGEST = hashlib.sha256(HEADER_DATA).digest()[:DIGEST_BYTES]
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(name=st.sampled_from(sorted(PACKED)), field=st.sampled_from(
+    ["compressor", "params", "original_length", "one parameter"]),
+       choice=st.integers(0, 100), value=JSON_VALUES, text=st.text(max_size=40),
+       length=st.integers(0, 2**64 - 1))
+def test_hostile_header_fields_end_in_an_error_or_the_original(name, field, choice, value, text,
+                                                               length):
+    """Any name, length or parameters in a version-2 header, any JSON in one parameter."""
+    header, payload = read_header(PACKED[name])
+    compressor, params, original_length = header.compressor, dict(header.params), len(HEADER_DATA)
+    if field == "compressor":
+        compressor = text
+    elif field == "params":
+        params = value if isinstance(value, dict) else {"value": value}
+    elif field == "original_length":
+        original_length = length
+    else:
+        keys = sorted(params) or ["extra"]
+        params[keys[choice % len(keys)]] = value
+    try:
+        output = unpack(frame(compressor, params, original_length, DIGEST, payload))
+    except GencompError:
+        return
+    assert output == HEADER_DATA
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(name=st.sampled_from(sorted(PACKED_V1)), field=st.sampled_from(
     ["compressor", "params", "original_length", "original_sha256", "one parameter"]),
        choice=st.integers(0, 100), value=JSON_VALUES)
-def test_hostile_header_fields_end_in_an_error_or_the_original(name, field, choice, value):
-    """Any JSON in any header field, or in one of the compressor's parameters."""
-    header, payload = split_container(PACKED[name])
+def test_hostile_version_1_header_fields_end_in_an_error_or_the_original(name, field, choice,
+                                                                         value):
+    """Any JSON in any field of a version-1 header, or in one of its parameters."""
+    header, payload = split_container_v1(PACKED_V1[name])
     fields = json.loads(header)
     if field == "one parameter":
         keys = sorted(fields["params"]) or ["extra"]
@@ -113,7 +188,7 @@ def test_hostile_header_fields_end_in_an_error_or_the_original(name, field, choi
     else:
         fields[field] = value
     try:
-        output = unpack(frame(json.dumps(fields).encode(), payload))
+        output = unpack(frame_v1(json.dumps(fields).encode(), payload))
     except GencompError:
         return
     assert output == HEADER_DATA
@@ -131,7 +206,9 @@ def _header(original_length: int, compressor: str = "gzip", params: dict | None 
 def test_a_container_declaring_2_to_the_40_bytes_is_refused_before_decoding():
     started = time.perf_counter()
     with pytest.raises(SizeLimitError, match="1099511627776"):
-        unpack(frame(_header(2**40), b"\x00" * 10))
+        unpack(frame("gzip", {}, 2**40, bytes(DIGEST_BYTES), b"\x00" * 10))
+    with pytest.raises(SizeLimitError, match="1099511627776"):
+        unpack(frame_v1(_header(2**40), b"\x00" * 10))
     assert time.perf_counter() - started < 0.1
 
 
@@ -151,7 +228,7 @@ MALFORMED_HEADERS = {
 @pytest.mark.parametrize("header", MALFORMED_HEADERS.values(), ids=MALFORMED_HEADERS.keys())
 def test_malformed_headers_with_a_valid_crc_are_refused(header):
     with pytest.raises(GencompError):
-        unpack(frame(header[:65536], b""))
+        unpack(frame_v1(header[:65536], b""))
 
 
 # ---------------------------------------------------------------- decompression bombs
@@ -188,7 +265,7 @@ def test_a_100_mb_bomb_is_refused_quickly_in_bounded_memory(bombs, name, params)
     assert peak < len(payload) + (4 << 20)
     # Through a container that declares a small original: the same refusal.
     with pytest.raises(SizeLimitError):
-        unpack(frame(_header(1000, name, params), payload))
+        unpack(frame(name, params, 1000, bytes(DIGEST_BYTES), payload))
 
 
 def _png_with_size(columns: int, rows: int) -> bytes:

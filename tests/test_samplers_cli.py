@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +154,55 @@ def test_bad_input_is_one_line_and_exit_2(arguments: list[str], message: str, tm
     assert code == 2
     assert err.count("\n") == 1 and message in err, err
     assert not output.exists() and not (tmp_path / "out.bin.json").exists()
+
+
+def test_an_image_is_continued_as_its_centre_patch_unless_asked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The default is the paper's 32×64 patch (seconds), not the whole photo (an hour)."""
+    pixels = (np.arange(34 * 66).reshape(34, 66) * 7 % 256).astype(np.uint8)
+    prompt = tmp_path / "photo.png"
+    Image.fromarray(pixels).save(prompt)
+    patch = ["sample", "-c", "gzip", "--prompt", str(prompt), "--modality", "image",
+             "--image-task", "patch", "--rows-given"]
+    code, _, err = run([*patch, "31", "-o", str(tmp_path / "patch.png")], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "patch.png"))[:31],
+                                  pixels[1:32, 1:65])
+    record = json.loads((tmp_path / "patch.png.json").read_text())
+    assert record["prompt"]["crop"] == "1,1,64,32" and record["prompt"]["shape"] == [32, 64]
+    code, _, err = run([*patch, "33", "--whole-image", "-o", str(tmp_path / "whole.png")],
+                       capsys)
+    assert code == 0, err
+    assert np.asarray(Image.open(tmp_path / "whole.png")).shape == (34, 66)
+    assert json.loads((tmp_path / "whole.png.json").read_text())["prompt"]["crop"] is None
+    code, _, err = run([*patch, "3", "--whole-image", "--crop", "0,0,4,4"], capsys)
+    assert code == 2 and "exclude each other" in err
+
+
+def test_report_prints_rounded_measures(text_prompt: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["sample", "-c", "gzip", "--prompt", str(text_prompt), "--length",
+                          "30", "--report", "-o", str(tmp_path / "s.txt")], capsys)
+    assert code == 0, err
+    measures = out.splitlines()[-6:]
+    assert any(line.startswith("known word share: ") and line.endswith(" %")
+               for line in measures), out
+    assert not any(len(number) > 6 for number in re.findall(r"[\d.]+", "\n".join(measures)))
+
+
+def test_an_existing_output_is_refused_before_the_model_loads(tmp_path: Path) -> None:
+    """Seconds of loading the Transformer before "output exists" would be wasted."""
+    prompt = tmp_path / "p.txt"
+    prompt.write_bytes(PROMPT)
+    (tmp_path / "out.txt").write_bytes(b"keep")
+    (tmp_path / "p.txt.gcz").write_bytes(b"keep")
+    script = ("import sys\nfrom gencomp.cli import main\n"
+              f"codes = [main(['sample', '-c', 'transformer', '--prompt', {str(prompt)!r}, "
+              f"'-o', {str(tmp_path / 'out.txt')!r}]), main(['compress', {str(prompt)!r}, "
+              "'-c', 'transformer'])]\n"
+              "print(codes, sorted(m for m in sys.modules if m.startswith(('torch', "
+              "'predictors.transformer'))))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.strip() == "[2, 2] []", result
+    assert result.stderr.count("output exists") == 2

@@ -37,7 +37,8 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -72,6 +73,12 @@ MAX_BATCH_SIZE = 256
 MAX_WORKERS = 256
 #: Encoder rows buffered per chunk before they are handed to the coder in one call.
 ENCODE_BLOCK = 64
+
+#: When set, told (chunks coded, chunks in all) as each job of `compress` or `decompress`
+#: finishes: `gencomp compress` draws its bar with it. A context variable, so that coding
+#: takes no progress parameter and knows nothing of terminals.
+coding_progress: ContextVar[Callable[[int, int], None] | None] = ContextVar(
+    "coding_progress", default=None)
 
 _FIXED = struct.Struct("<3sBIIQ")
 _CRC = struct.Struct("<I")
@@ -270,12 +277,25 @@ class PredictiveCompressor(Compressor):
         over several workers when there are several jobs. A batch-independent predictor's
         kernels release the GIL, so its workers are threads sharing the loaded model;
         other predictors get processes, each loading its own."""
+        report, total, done = coding_progress.get(), sum(len(job[0]) for job in jobs), [0]
+
+        def finished(index: int) -> None:  # each job's first argument holds its chunks
+            done[0] += len(jobs[index][0])
+            if report is not None:
+                report(done[0], total)
+
         if self.workers == 1 or len(jobs) < 2:
-            return [getattr(self, method)(*job) for job in jobs]
+            results = []
+            for index, job in enumerate(jobs):
+                results.append(getattr(self, method)(*job))
+                finished(index)
+            return results
         if self.predictor.batch_independent:
-            return map_in_order(getattr(self, method), jobs, self.workers, threads=True)
+            return map_in_order(getattr(self, method), jobs, self.workers, threads=True,
+                                on_result=finished)
         recipe = (self.name, tuple(sorted(self.params.items())))
-        return map_in_order(_in_worker, [(recipe, method, *job) for job in jobs], self.workers)
+        return map_in_order(_in_worker, [(recipe, method, *job) for job in jobs], self.workers,
+                            on_result=finished)
 
     def _decode_group(self, streams: Sequence[np.ndarray], lengths: Sequence[int]) -> bytes:
         """Mirror of `_walk` + `_encode_group`: decode one byte per chunk, then step."""
@@ -389,8 +409,14 @@ def _short_string(payload: bytes, offset: int, name: str) -> tuple[str, int]:
 # --- registered model compressors -------------------------------------------------------
 
 
+#: What the container of a model compressor leaves out: how coding runs, and what the
+#: payload records itself (its chunk and group sizes, the model's fingerprint).
+MODEL_PAYLOAD_PARAMS = ("chunk_size", "batch_size", "fingerprint")
+
+
 @register("cm", "adaptive context mixing (paq-style, learned online from each chunk) "
-          "+ arithmetic coding", is_model=True)
+          "+ arithmetic coding", is_model=True, runtime_params=("workers",),
+          payload_params=MODEL_PAYLOAD_PARAMS)
 def context_mixing(order: int = 4, table_bits: int = 13,
                    chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE,
                    fingerprint: str | None = None, workers: int = 1) -> PredictiveCompressor:
@@ -402,7 +428,8 @@ def context_mixing(order: int = 4, table_bits: int = 13,
 
 
 @register("transformer", "the paper's byte-level Transformer (pretrained, shipped weights) "
-          "+ arithmetic coding", is_model=True)
+          "+ arithmetic coding", is_model=True, runtime_params=("workers", "device"),
+          payload_params=MODEL_PAYLOAD_PARAMS)
 def transformer(size: str = "200k", checkpoint: str | None = None, device: str = "cpu",
                 engine: str = "auto", chunk_size: int = DEFAULT_CHUNK_SIZE,
                 batch_size: int = DEFAULT_BATCH_SIZE, fingerprint: str | None = None,

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
+from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gencomp.bench import (
     EXECUTORS,
@@ -31,6 +27,8 @@ from gencomp.bench import (
 from gencomp.bench_report import print_report, write_outputs
 from gencomp.commands import invocation
 from gencomp.commands.codec import parse_params
+from gencomp.commands.progress import PROGRESS_HELP, Estimate, EstimateColumn, on_terminal
+from gencomp.compressor import compressor_spec
 from gencomp.constants import CHUNK_SIZE, DATA_ENV
 from gencomp.datasets import DataLocations
 from gencomp.errors import UsageError
@@ -45,6 +43,69 @@ def parse_compressor_params(assignments: list[str]) -> dict[str, dict[str, Any]]
             raise UsageError(f"--param takes COMPRESSOR.KEY=VALUE, got {assignment!r}")
         params.setdefault(name, {}).update(parse_params([rest]))
     return params
+
+
+def canonical_names(names: str | None) -> str | None:
+    """The registry's names for a comma-separated list (`xz` is lzma2); `all` and
+    `classical` as they are."""
+    if names is None or names in ("all", "classical"):
+        return names
+    return ",".join(compressor_spec(name.strip()).name for name in names.split(",")
+                    if name.strip())
+
+
+def timed_early(tasks: Sequence[Task]) -> list[Task]:
+    """The tasks in an order that times every kind soon: the unchunked ones (the longest,
+    planned first), then one chunked task of each compressor, then the rest. Results do
+    not depend on the order; the time-left estimate does."""
+    first: dict[str, Task] = {}
+    for task in tasks:
+        if task.mode == "chunked":
+            first.setdefault(task.compressor.name, task)
+    early = [task for task in tasks if task.mode == "unchunked"] + list(first.values())
+    return early + [task for task in tasks if task not in early]
+
+
+class TaskCosts:
+    """Seconds per chunk of each kind of task (compressor, data set, mode), from the tasks
+    that finished, and the time left they imply. A kind not timed yet borrows the cost of
+    the same compressor and mode on another data set; with none, the estimate is a lower
+    bound. The cm and Transformer tasks cost ~100× a classical codec's per chunk, so one
+    rate for all chunks (rich's) would promise seconds while they run for minutes."""
+
+    def __init__(self, tasks: Sequence[Task], workers: int) -> None:
+        self.left = {task.key: task for task in tasks}
+        self.workers = workers
+        self.spent: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+
+    def finished(self, task: Task, result: dict[str, Any]) -> None:
+        self.left.pop(task.key, None)
+        spent = self.spent[task.compressor.name, task.dataset, task.mode]
+        spent[0] += result.get("seconds", 0.0) + result.get("read_seconds", 0.0)
+        spent[1] += task.num_chunks
+
+    def _per_chunk(self, task: Task) -> float | None:
+        exact = self.spent.get((task.compressor.name, task.dataset, task.mode))
+        if exact:
+            return exact[0] / exact[1]
+        similar = [spent for (name, _, mode), spent in self.spent.items()
+                   if name == task.compressor.name and mode == task.mode]
+        return sum(seconds for seconds, _ in similar) / sum(chunks for _, chunks in similar) \
+            if similar else None
+
+    def estimate(self, compressor: str | None = None) -> Estimate:
+        """Time left for every task (or `compressor`'s), spread over the workers."""
+        seconds, complete = 0.0, True
+        left = [task for task in self.left.values()
+                if compressor is None or task.compressor.name == compressor]
+        for task in left:
+            cost = self._per_chunk(task)
+            if cost is None:
+                complete = False
+            else:
+                seconds += cost * task.num_chunks
+        share = max(1, min(self.workers, len(self.left)))
+        return Estimate(seconds / share, complete, time.monotonic())
 
 
 def _choose_executor(executor: str | None, workers: int, scheduler: str | None) -> str:
@@ -89,6 +150,8 @@ def compress_bench(
         None, "--executor", help="inprocess, processes (default with --workers > 1) or dask."),
     scheduler: str | None = typer.Option(
         None, "--scheduler", help="A Dask scheduler address, tcp://HOST:PORT."),
+    progress: bool = typer.Option(on_terminal(), "--progress/--no-progress", help=PROGRESS_HELP,
+                                  show_default=False),
 ) -> None:
     """Compression rates of every compressor on every data set, beside the paper's Table 1."""
     if output is None:
@@ -101,7 +164,8 @@ def compress_bench(
         raise UsageError(f"output is not a folder: {output}")
     executor = _choose_executor(executor, workers, scheduler)
     settings = BenchSettings(
-        compressors=choose_compressors(compressor, parse_compressor_params(param)),
+        compressors=choose_compressors(canonical_names(compressor),
+                                       parse_compressor_params(param)),
         datasets=tuple(name.strip() for name in dataset.split(",") if name.strip()),
         num_chunks=num_chunks, chunk_size=chunk_size, task_chunks=task_chunks, seed=seed)
     given = {"text": text_file, "image": image_dir, "audio": audio_dir}
@@ -111,17 +175,27 @@ def compress_bench(
     for warning in plan.warnings:
         errors.print(f"[yellow]warning:[/] {warning}")
 
-    progress = Progress(TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("chunks"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=errors, transient=True)
-    bar = progress.add_task("compressing", total=sum(task.num_chunks for task in plan.tasks))
+    plan = dataclasses.replace(plan, tasks=tuple(timed_early(plan.tasks)))
+    costs = TaskCosts(plan.tasks, 1 if executor == "inprocess" else workers)
+    bars = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("chunks"), TimeElapsedColumn(), EstimateColumn(),
+                    console=errors, transient=True, disable=not progress)
+    chunks = {choice.name: 0 for choice in settings.compressors}
+    for task in plan.tasks:
+        chunks[task.compressor.name] += task.num_chunks
+    overall = bars.add_task("all", total=sum(chunks.values()), estimate=costs.estimate())
+    per_compressor = {name: bars.add_task(name, total=total, estimate=costs.estimate(name))
+                      for name, total in chunks.items()}
 
-    def advance(task: Task, _result: dict[str, Any]) -> None:
-        progress.update(bar, advance=task.num_chunks,
-                        description=f"{task.compressor.name} {task.dataset} {task.mode}")
+    def advance(task: Task, result: dict[str, Any]) -> None:
+        costs.finished(task, result)
+        bars.update(overall, advance=task.num_chunks, estimate=costs.estimate())
+        for name, bar in per_compressor.items():
+            bars.update(bar, advance=task.num_chunks if name == task.compressor.name else 0,
+                        estimate=costs.estimate(name))
 
     try:
-        with progress:
+        with bars:
             outcome = run_plan(plan, output, executor, workers, scheduler, resume, force,
                                on_result=advance, command=invocation())
     except KeyboardInterrupt:

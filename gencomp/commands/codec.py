@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from gencomp.commands.progress import (
+    PROGRESS_HELP,
+    model_coding_progress,
+    on_terminal,
+    status,
+)
 from gencomp.compressor import compressor_spec, compressor_specs, get_compressor
-from gencomp.container import MAX_DECLARED_LENGTH, pack, read_header, unpack
+from gencomp.container import pack, read_header, unpack
 from gencomp.errors import UsageError
 from gencomp.fileio import STDIO, check_distinct, check_writable, read_input, write_output
+from gencomp.limits import (
+    DEFAULT_MODEL_MEMORY,
+    MODEL_MEMORY_ENV,
+    default_output_limit,
+    format_size,
+    parse_size,
+)
 
 SUFFIX = ".gcz"
 
@@ -32,34 +48,59 @@ def parse_params(assignments: list[str]) -> dict[str, Any]:
     return params
 
 
-def workers_param(compressor_name: str, workers: int) -> dict[str, Any]:
-    """{"workers": N} for a model compressor; more than one worker for a codec is an error."""
+def runtime_params(compressor_name: str, workers: int,
+                   assignments: list[str] | None = None) -> dict[str, Any]:
+    """How to run a container's decoder: `--workers` and `--param` settings, which may
+    only be the compressor's runtime parameters (a container records the others)."""
     if workers < 1:
         raise UsageError("--workers must be at least 1")
-    if workers == 1:
-        return {}
-    if "workers" not in compressor_spec(compressor_name).defaults:
-        raise UsageError(f"--workers is for model compressors; {compressor_name!r} codes in "
-                         "one process")
-    return {"workers": workers}
+    spec = compressor_spec(compressor_name)
+    params = parse_params(assignments or [])
+    if workers > 1:
+        if "workers" not in spec.runtime_params:
+            raise UsageError(f"--workers is for model compressors; {compressor_name!r} codes "
+                             "in one process")
+        params["workers"] = workers
+    recorded = sorted(set(params) - set(spec.runtime_params))
+    if recorded:
+        raise UsageError(f"--param {recorded[0]}: the container records how it was coded; "
+                         f"decompress takes only {', '.join(spec.runtime_params) or 'none'} "
+                         f"for {compressor_name!r}")
+    return params
 
 
-_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+def size_option(text: str, option: str) -> int:
+    """A size option's bytes: "4096", "64K", "100M", "2G" (powers of 1024)."""
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}") from error
 
 
-def parse_size(text: str) -> int:
-    """"4096", "64K", "100M", "2G" (powers of 1024) -> bytes."""
-    number, unit = text.strip(), ""
-    if number[-1:].upper() in _SIZE_UNITS:
-        number, unit = number[:-1], number[-1].upper()
-    if not number.isdigit():
-        raise UsageError(f"--max-output takes a size such as 4096, 64K, 100M or 2G, got {text!r}")
-    return int(number) * _SIZE_UNITS[unit]
+@contextlib.contextmanager
+def model_memory_limit(max_memory: str | None) -> Iterator[None]:
+    """Raise (or lower) the model memory budget for this command, worker processes
+    included: they inherit it through the environment (`gencomp.limits`)."""
+    if max_memory is None:
+        yield
+        return
+    previous = os.environ.get(MODEL_MEMORY_ENV)
+    os.environ[MODEL_MEMORY_ENV] = str(size_option(max_memory, "--max-memory"))
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[MODEL_MEMORY_ENV]
+        else:
+            os.environ[MODEL_MEMORY_ENV] = previous
 
 
 WORKERS_HELP = ("Workers for a model compressor: processes coding groups of batch_size "
                 "chunks, or threads coding single chunks for the Transformer's CPU kernels "
                 "(the bytes do not change).")
+MAX_MEMORY_HELP = (f"Memory one batch of model state may take, e.g. 2G (default "
+                   f"{format_size(DEFAULT_MODEL_MEMORY)}; also ${MODEL_MEMORY_ENV}). Checked "
+                   "before allocating.")
 
 
 def _default_output(input_path: str, compressing: bool) -> str:
@@ -79,20 +120,36 @@ def compress(
     level: int | None = typer.Option(None, "--level", help="The codec's level/quality/preset."),
     param: list[str] = typer.Option([], "--param", help="Codec parameter KEY=VALUE."),
     workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
+    max_memory: str | None = typer.Option(None, "--max-memory", help=MAX_MEMORY_HELP),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    progress: bool = typer.Option(on_terminal(), "--progress/--no-progress", help=PROGRESS_HELP,
+                                  show_default=False),
 ) -> None:
     """Compress a file into a checked .gcz container."""
-    params = {**parse_params(param), **workers_param(compressor_name, workers)}
+    params = {**parse_params(param), **runtime_params(compressor_name, workers)}
+    spec = compressor_spec(compressor_name)
     if level is not None:
-        spec = compressor_spec(compressor_name)
         if spec.level_param is None:
             raise UsageError(f"compressor {compressor_name!r} has no level")
         params[spec.level_param] = level
-    compressor = get_compressor(compressor_name, **params)
     output_path = output or _default_output(input_path, compressing=True)
     check_distinct(input_path, output_path)
-    check_writable(output_path, force)
-    write_output(output_path, pack(compressor, read_input(input_path)), force=force)
+    check_writable(output_path, force)  # before a model takes seconds to load
+    show = progress and spec.is_model
+    with status(show, f"loading {spec.name}"):
+        compressor = get_compressor(compressor_name, **params)
+    with model_memory_limit(max_memory), model_coding_progress(show, f"{spec.name} coding"):
+        container = pack(compressor, read_input(input_path))
+    write_output(output_path, container, force=force)
+
+
+def _is_model(name: str) -> bool:
+    """Whether `name` is a registered model compressor (an unknown one is for `unpack`
+    to report)."""
+    try:
+        return compressor_spec(name).is_model
+    except UsageError:
+        return False
 
 
 def decompress(
@@ -100,22 +157,32 @@ def decompress(
     output: str | None = typer.Option(None, "-o", "--output",
                                       help="Output (default IN without .gcz)."),
     workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
-    max_output: str = typer.Option(
-        f"{MAX_DECLARED_LENGTH >> 30}G", "--max-output",
-        help="Refuse a container that declares more (K, M, G: powers of 1024)."),
+    param: list[str] = typer.Option([], "--param", help=(
+        "A runtime parameter KEY=VALUE of a model compressor (device=cuda); the container "
+        "records the rest.")),
+    max_output: str | None = typer.Option(
+        None, "--max-output", help="Refuse a container that declares more (K, M, G: powers "
+        "of 1024). Default: a quarter of this machine's memory."),
+    max_memory: str | None = typer.Option(None, "--max-memory", help=MAX_MEMORY_HELP),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
+    progress: bool = typer.Option(on_terminal(), "--progress/--no-progress", help=PROGRESS_HELP,
+                                  show_default=False),
 ) -> None:
     """Decompress a .gcz container, verifying its checksums."""
-    limit = parse_size(max_output)
+    limit = (default_output_limit() if max_output is None
+             else size_option(max_output, "--max-output"))
     output_path = output or _default_output(input_path, compressing=False)
     check_distinct(input_path, output_path)
     check_writable(output_path, force)
     container = read_input(input_path)
-    runtime_params = {}  # the header is read here only when it matters: unpack reads it too
-    if workers != 1:
-        runtime_params = workers_param(read_header(container)[0].compressor, workers)
-    write_output(output_path, unpack(container, limit, runtime_params=runtime_params),
-                 force=force)
+    runtime = {}  # the header is read here only when it matters: unpack reads it too
+    if workers != 1 or param:
+        runtime = runtime_params(read_header(container)[0].compressor, workers, param)
+    name = read_header(container)[0].compressor if progress else None
+    show = name is not None and _is_model(name)
+    with model_memory_limit(max_memory), model_coding_progress(show, f"{name} decoding"):
+        data = unpack(container, limit, runtime_params=runtime)
+    write_output(output_path, data, force=force)
 
 
 def list_compressors() -> None:

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
 if TYPE_CHECKING:
     from gencomp.gallery import Job
@@ -41,18 +44,34 @@ def errors_console() -> Console:
 
 
 @contextlib.contextmanager
-def byte_progress(enabled: bool, description: str, total: int
-                  ) -> Iterator[Callable[[int, int], None]]:
-    """A callback `(done, total)` in bytes that moves a bar with speed and time left (or
-    does nothing when not `enabled`)."""
+def model_coding_progress(enabled: bool, description: str) -> Iterator[None]:
+    """A bar of the chunks a model compressor has coded, for the block's `compress` or
+    `decompress` (through `gencomp.codecs.predictive.coding_progress`)."""
     if not enabled:
-        yield lambda done, total: None
+        yield
         return
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+    from gencomp.codecs.predictive import coding_progress
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("chunks"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=errors_console(), transient=True) as progress:
-        bar = progress.add_task(description, total=total)
-        yield lambda done, total: progress.update(bar, completed=done, total=total)
+        bar = progress.add_task(description, total=None)
+        token = coding_progress.set(
+            lambda done, total: progress.update(bar, completed=done, total=total))
+        try:
+            yield
+        finally:
+            coding_progress.reset(token)
+
+
+@contextlib.contextmanager
+def status(enabled: bool, message: str) -> Iterator[None]:
+    """A spinner with `message` while the block runs (loading a model)."""
+    if not enabled:
+        yield
+        return
+    with errors_console().status(message):
+        yield
 
 
 class JobBars:
@@ -89,3 +108,33 @@ def job_progress() -> Progress:
                     TextColumn("{task.fields[units]}"), TaskProgressColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=errors_console(),
                     transient=True)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Seconds of work left as measured at `at` (time.monotonic()); `complete` is False
+    when some of the work left is of a kind not timed yet, so `seconds` is a lower bound."""
+
+    seconds: float
+    complete: bool
+    at: float
+
+
+class EstimateColumn(ProgressColumn):
+    """'ETA 0:03:10' from the task's `estimate` field, counting down between updates;
+    'ETA ≥ 0:00:40' while part of the work is of a kind not timed yet; 'ETA ?' before
+    anything is timed. Unlike rich's own column it does not assume that every unit of work
+    costs the same: the estimate comes from the caller's per-kind timings."""
+
+    def render(self, task: Task) -> Text:
+        estimate = task.fields.get("estimate")
+        if task.finished:
+            return Text("")
+        left = 0.0 if estimate is None else estimate.seconds - (time.monotonic() - estimate.at)
+        if estimate is None or (not estimate.complete and left < 1):
+            return Text("ETA ?", style="progress.remaining")
+        left = max(0.0, left)
+        hours, rest = divmod(round(left), 3600)
+        clock = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+        return Text(f"ETA {'' if estimate.complete else '≥ '}{clock}",
+                    style="progress.remaining")

@@ -6,6 +6,8 @@ import json
 
 import typer
 
+from gencomp.commands.progress import PROGRESS_HELP, on_terminal
+
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
@@ -34,7 +36,7 @@ def train_command(
     init: str = typer.Option(None, help="Checkpoint (.safetensors) to start from."),
     out: str = typer.Option("outputs/train", help="Run folder: checkpoints, curve, summary."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    progress: bool = typer.Option(on_terminal(), help=PROGRESS_HELP, show_default=False),
 ) -> None:
     """Train the Transformer predictor; held-out rate is measured with the coding path."""
     from predictors.train import options_for, train
