@@ -385,31 +385,54 @@ def impostor_container(name: str, fingerprint: str, params: dict[str, Any], data
                            impostor.compress(data))
 
 
+@dataclass(frozen=True)
+class HostileModel:
+    """A model container whose payload makes the real decoder size its state past the
+    model memory budget: `group` sequences of a model that `params` make large."""
+
+    compressor: str
+    params: dict[str, Any]
+    data: bytes
+    chunk_size: int
+    group: int
+    #: The real model's fingerprint (the payload must name it for the decoder to accept it).
+    fingerprint: Callable[[], str]
+
+    def container(self) -> tuple[PredictiveCompressor, bytes]:
+        return impostor_container(self.compressor, self.fingerprint(), self.params, self.data,
+                                  self.chunk_size, self.group)
+
+
+#: Issue 20's reports: cm tables of 40 GiB (1-byte chunks, a group of 256) and 5 GiB (the
+#: 473-byte file that reached 4.4 GB resident), and the Transformer's torch-engine cache for
+#: a group of 256 sequences (1 GiB).
+HOSTILE_MODELS = {
+    "cm-40GiB-of-tables": HostileModel(
+        "cm", {"order": 7, "table_bits": 20}, bytes(256), 1, 256,
+        lambda: ContextMixingPredictor(order=7, table_bits=20).fingerprint),
+    "cm-5GiB-of-tables": HostileModel(
+        "cm", {"order": 7, "table_bits": 20}, bytes(range(256)) * 256, 2048, 32,
+        lambda: ContextMixingPredictor(order=7, table_bits=20).fingerprint),
+    "transformer-1GiB-cache": HostileModel(
+        "transformer", {"engine": "torch"}, bytes(512), 2, 256,
+        lambda: get_compressor("transformer", engine="torch").predictor.fingerprint),
+}
+
+
 def model_param_seeds(codecs: list[str] | None) -> list[Seed]:
     """Model containers for the parameter target besides the ordinary ones: a cm container
-    of several groups (one that could choose its workers would start them), and containers
-    whose payloads make a real model decoder size its state past the model memory budget:
-    cm at its largest order and tables (the 40 GiB and 5 GiB of issue 20's reports) and
-    the Transformer's torch engine at the largest batch (a 1 GiB cache)."""
+    of several groups (one that could choose its workers would start them), and the
+    `HOSTILE_MODELS`."""
     names = codecs or available_compressors()
     seeds = []
-    cases = []
     if "cm" in names:
         grouped = get_compressor("cm", chunk_size=16, batch_size=1)
         data = b"three groups of sixteen bytes, each a job of its own"
         seeds.append(Seed(grouped, data, pack(grouped, data)))
-    if "cm" in names:
-        largest = ContextMixingPredictor(order=7, table_bits=20).fingerprint
-        cases += [("cm", largest, {"order": 7, "table_bits": 20}, bytes(256), 1, 256),
-                  ("cm", largest, {"order": 7, "table_bits": 20}, bytes(range(256)) * 16, 128,
-                   32)]
-    if "transformer" in names:
-        torch_engine = get_compressor("transformer", engine="torch").predictor.fingerprint
-        cases.append(("transformer", torch_engine, {"engine": "torch"}, bytes(512), 2, 256))
-    for name, fingerprint, params, data, chunk_size, batch_size in cases:
-        impostor, container = impostor_container(name, fingerprint, params, data, chunk_size,
-                                                 batch_size)
-        seeds.append(Seed(impostor, data, container))
+    for hostile in HOSTILE_MODELS.values():
+        if hostile.compressor in names:
+            impostor, container = hostile.container()
+            seeds.append(Seed(impostor, hostile.data, container))
     return seeds
 
 
