@@ -8,12 +8,15 @@ Issue 20's bar: no crafted container makes decompression use more than 1 GiB res
 or start more workers than `--workers` asked for; after SIGTERM or SIGKILL of a
 `--workers 2` run, no process of ours remains within 5 seconds. The crafted containers
 are tests/fuzz.py's HOSTILE_MODELS (model tables or caches of 1 to 40 GiB declared by a
-few hundred bytes), a container that records `"workers": 16`, and one that declares 2^40
-bytes of output.
+few hundred bytes), a container that records `"workers": 16`, one that declares 2^40
+bytes of output, and 1.25 GiB of zeros in 41 KB of zstd: decoded output is held in
+memory, so that one takes what it declares, as far as the output limit allows (a quarter
+of the machine's memory by default, `--max-output`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
@@ -92,6 +97,24 @@ def stop_time(arguments: list[str], folder: Path, stop: int) -> tuple[float, int
     return time.monotonic() - stopped, process.wait()
 
 
+#: An output bomb within the default output limit: decoded output is held in memory, so it
+#: takes what it declares (the limit, `--max-output`, is what bounds it).
+BOMB_BYTES = 5 << 28
+
+
+def _zeros_bomb() -> bytes:
+    """A container of BOMB_BYTES zeros coded by zstd (a few tens of KB), made a MiB at a
+    time."""
+    compressor = zstandard.ZstdCompressor(level=1).compressobj(size=BOMB_BYTES)
+    digest, block, parts = hashlib.sha256(), bytes(1 << 20), []
+    for _ in range(BOMB_BYTES >> 20):
+        parts.append(compressor.compress(block))
+        digest.update(block)
+    parts.append(compressor.flush())
+    return frame("zstd", {"level": 1}, BOMB_BYTES, digest.digest()[:DIGEST_BYTES],
+                 b"".join(parts))
+
+
 def main() -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in
                 subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
@@ -117,16 +140,19 @@ def main() -> None:
                                                                   payload)
         files["gzip declaring 2^40 bytes (crafted)"] = frame("gzip", {}, 1 << 40,
                                                              bytes(DIGEST_BYTES), b"")
+        files[f"zstd of {BOMB_BYTES >> 20} MiB of zeros (crafted)"] = _zeros_bomb()
         runs = [(label, []) for label in files]
         runs.insert(runs.index(('cm recording "workers": 16 (crafted)', [])) + 1,
                     ('cm recording "workers": 16 (crafted)', ["--workers", "2"]))
-        print(f"\n{'container':44s} {'flags':13s} {'exit':>4s} {'peak RSS':>9s} "
+        runs.append((f"zstd of {BOMB_BYTES >> 20} MiB of zeros (crafted)", ["--max-output",
+                                                                              "1G"]))
+        print(f"\n{'container':44s} {'flags':16s} {'exit':>4s} {'peak RSS':>9s} "
               f"{'seconds':>7s} {'workers':>7s}  message")
         for label, flags in runs:
             path = folder / "case.gcz"
             path.write_bytes(files[label])
             row = measure(["decompress", path.name, "-o", "out", "--force", *flags], folder)
-            print(f"{label:44s} {' '.join(flags):13s} {row['exit']:>4s} "
+            print(f"{label:44s} {' '.join(flags):16s} {row['exit']:>4s} "
                   f"{row['resident_mib']:>5.0f} MiB {row['seconds']:>7.1f} {row['workers']:>7d}"
                   f"  {row['message']}")
         (folder / "text.gcz").write_bytes(pack(get_compressor("cm", batch_size=2, workers=2),

@@ -34,6 +34,7 @@ _WRITE_BLOCK = 1 << 20
 
 #: The standard streams (0, 1, 2) that were closed when `guard_standard_streams` ran.
 _closed_streams: set[int] = set()
+_STDOUT_CLOSED = "stdout is closed: nowhere to write the output (use -o FILE)"
 
 
 def guard_standard_streams() -> None:
@@ -59,7 +60,10 @@ def read_input(path: str | Path) -> bytes:
     if str(path) == STDIO:
         if STDIN in _closed_streams:
             raise UsageError("stdin is closed: nothing to read for '-'")
-        return sys.stdin.buffer.read()
+        try:
+            return sys.stdin.buffer.read()
+        except OSError as error:
+            raise UsageError(f"cannot read stdin: {error.strerror or error}") from error
     path = Path(path)
     if not path.exists():
         raise UsageError(f"input not found: {path}")
@@ -217,9 +221,6 @@ def _stdout_errors_reported() -> Iterator[None]:
             raise OutputClosedError("output pipe closed before all data was written") \
                 from error
         raise UsageError(f"cannot write to stdout: {error.strerror or error}") from error
-
-
-_STDOUT_CLOSED = "stdout is closed: nowhere to write the output (use -o FILE)"
 
 
 class _CheckedTextStream:
