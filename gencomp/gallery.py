@@ -283,12 +283,22 @@ def plan_jobs(settings: GallerySettings) -> list[Job]:
     return jobs
 
 
+@dataclass(frozen=True)
+class Generated:
+    """A job's continuation and what it cost: wall seconds, and CPU seconds of its process
+    (its threads included), which a machine's other load changes much less."""
+
+    value: Any
+    seconds: float
+    cpu_seconds: float
+
+
 def run_job(job: Job, settings: GallerySettings, prompt: Any, compressor: Compressor,
-            report: Callable[[int], None]) -> tuple[Any, float]:
-    """Generate one job's continuation; returns it and the seconds it took."""
+            report: Callable[[int], None]) -> Generated:
+    """Generate one job's continuation."""
     options = {"sampler": job.sampler, "seed": settings.seed, "horizon": settings.horizon,
                "temperature": settings.temperature, "report": report}
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     if job.modality == "image":
         result = image_continuation(compressor, prompt, **options)
     elif job.modality == "audio":
@@ -297,7 +307,7 @@ def run_job(job: Job, settings: GallerySettings, prompt: Any, compressor: Compre
                                     **options)
     else:
         result = text_continuation(compressor, prompt[0], settings.length, **options)
-    return result, time.perf_counter() - started
+    return Generated(result, time.perf_counter() - started, time.process_time() - started_cpu)
 
 
 class Progress(Protocol):
@@ -340,23 +350,23 @@ def _compressor(name: str) -> Compressor:
 
 
 def _job_in_worker(job: Job, settings: GallerySettings, prompt: Any, reports: Any
-                   ) -> tuple[Any, float]:
+                   ) -> Generated:
     reports.put(("started", job.index, 0))
     return run_job(job, settings, prompt, _compressor(job.compressor),
                    lambda units: reports.put(("advanced", job.index, units)))
 
 
 def run_jobs(jobs: Sequence[Job], settings: GallerySettings, prompts: dict[str, Any],
-             workers: int, progress: Progress) -> dict[int, tuple[Any, float]]:
-    """{job index: (continuation, seconds)}, the jobs spread over `workers` processes."""
-    results: dict[int, tuple[Any, float]] = {}
+             workers: int, progress: Progress) -> dict[int, Generated]:
+    """{job index: what it generated}, the jobs spread over `workers` processes."""
+    results: dict[int, Generated] = {}
     if workers == 1 or len(jobs) < 2:
         for job in jobs:
             progress.started(job)
             results[job.index] = run_job(
                 job, settings, prompts[job.modality], _compressor(job.compressor),
                 lambda units, job=job: progress.advanced(job, units))
-            progress.finished(job, results[job.index][1])
+            progress.finished(job, results[job.index].seconds)
         return results
     by_index = {job.index: job for job in jobs}
 
@@ -383,19 +393,20 @@ def run_jobs(jobs: Sequence[Job], settings: GallerySettings, prompts: dict[str, 
             for future in done:
                 job = futures[future]
                 results[job.index] = future.result()
-                progress.finished(job, results[job.index][1])
+                progress.finished(job, results[job.index].seconds)
     return results
 
 
 # --- Sections -----------------------------------------------------------------------------
 
 def _sections(settings: GallerySettings, jobs: Sequence[Job], prompts: dict[str, Any],
-              results: dict[int, tuple[Any, float]]) -> tuple[list[Section], dict[str, Any]]:
-    """The page's sections, and the generation seconds per section and label."""
+              results: dict[int, Generated]) -> tuple[list[Section], dict[str, Any]]:
+    """The page's sections, and the wall and CPU seconds of each job, by section and label."""
     sections, seconds = [], {}
     for modality in settings.modalities:
-        done = [(job.label, *results[job.index]) for job in jobs if job.modality == modality]
-        times = {label: took for label, _, took in done}
+        done = [(job.label, results[job.index].value, results[job.index]) for job in jobs
+                if job.modality == modality]
+        times = {label: generated.seconds for label, _, generated in done}
         note = timing_note(times)
         if modality == "image":
             panels = [ImagePanel("original", prompts["image"])]
@@ -415,7 +426,9 @@ def _sections(settings: GallerySettings, jobs: Sequence[Job], prompts: dict[str,
             section = text_section(settings.text.name, settings.text_offset, prompt, samples,
                                    settings.length, note)
         sections.append(section)
-        seconds[section.key] = {label: round(took, 1) for label, took in times.items()}
+        seconds[section.key] = {label: {"seconds": round(generated.seconds, 1),
+                                        "cpu_seconds": round(generated.cpu_seconds, 1)}
+                                for label, _, generated in done}
     return sections, seconds
 
 
@@ -542,6 +555,7 @@ def build_gallery(settings: GallerySettings, output: Path, force: bool = False,
         "generation_seconds": seconds,
         "workers": workers,
         "total_seconds": round(time.perf_counter() - started, 1),
+        "total_cpu_seconds": round(sum(result.cpu_seconds for result in results.values()), 1),
     }
     staging = _sibling(output, "new")
     try:
@@ -554,5 +568,6 @@ def build_gallery(settings: GallerySettings, output: Path, force: bool = False,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    print(f"gallery: {output / INDEX} ({manifest['total_seconds']} s)", file=sys.stderr)
+    print(f"gallery: {output / INDEX} ({manifest['total_seconds']} s; generating took "
+          f"{manifest['total_cpu_seconds']} s of CPU)", file=sys.stderr)
     return output / INDEX
