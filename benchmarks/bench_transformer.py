@@ -1,33 +1,47 @@
-"""Throughput of the Transformer compressor on real enwik8 chunks, per engine.
+"""Throughput of the Transformer compressor on real enwik8 chunks, as a fraction of this
+machine's own peak, measured in the same run.
 
 The CPU engine ("kernels", `predictors/transformer_kernels.py`) computes every probability
 in one fixed order of float32 operations, so the encoder scores a whole 2048-byte chunk in
 one call while the decoder steps it byte by byte, and both get identical bits. We time:
 
+- the peak: a float32 matrix product through numpy on one BLAS thread (pinned below,
+  before numpy loads), best of several, measured before and after the kernels;
 - the encoder's scoring (`sequence_distributions`) and the decoder's stepping (batch 1, as
-  the coder decodes), on one core, without the arithmetic coder;
+  the coder decodes), on one core, without the arithmetic coder, each as KB/s, GFLOP/s and
+  a fraction of the peak, from the model's FLOPs per byte computed from its shapes;
 - the torch engine's stepping (`--torch-batch-sizes`), the exact path before the kernels
   (and the one a GPU uses), on one core;
-- `compress` / `decompress` through the coder in `--workers` processes, one group of
-  `--codec-batch-size` chunks each, starting them included; the round trip is checked.
+- `compress` / `decompress` through the coder with `--workers`, the round trip checked.
+
+Times are the CPU time of the thread doing the work (best of `--repeats`), so that other
+processes sharing the cores do not count; the coder's are wall-clock.
 
     python benchmarks/bench_transformer.py
-    python benchmarks/bench_transformer.py --codec-chunks 256 --torch-batch-sizes 8 32
+    python benchmarks/bench_transformer.py --chunks 2 --codec-chunks 0 --torch-batch-sizes
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
-from pathlib import Path
 
-import numpy as np
+# One BLAS thread for the peak (set before numpy loads its BLAS).
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"
 
-from predictors.transformer import load_pretrained
+import argparse  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from predictors.transformer import TransformerConfig, load_pretrained  # noqa: E402
 
 ENWIK8 = Path(__file__).resolve().parents[1] / "../shared/data/text/enwik8_first_4154400_bytes"
 CHUNK_SIZE = 2048
+PEAK_SIZE = 512
 
 
 def enwik8_chunks(count: int) -> list[bytes]:
@@ -37,22 +51,49 @@ def enwik8_chunks(count: int) -> list[bytes]:
     return [data[start + i * CHUNK_SIZE : start + (i + 1) * CHUNK_SIZE] for i in range(count)]
 
 
-def timed(label: str, work, chunks: list[bytes]) -> None:
-    """Run `work(chunks)` once to warm up (numba's cache, allocations), then time it."""
-    work(chunks[:1])
-    started = time.perf_counter()
-    bits = work(chunks)
-    elapsed = time.perf_counter() - started
-    total = sum(map(len, chunks))
-    print(f"{label:44s} {total / elapsed / 1000:6.2f} KB/s  ({bits / total:.4f} bits/byte)")
+def cpu_model() -> str:
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown CPU (no lscpu)"
+    names = [line.split(":", 1)[1].strip() for line in lines.splitlines()
+             if line.startswith("Model name")]
+    return names[0] if names else "unknown CPU"
 
 
-def scored_bits(predictor, chunks: list[bytes]) -> float:
-    bits = 0.0
-    for chunk in chunks:
-        rows = predictor.sequence_distributions(chunk)
-        bits -= np.log2(rows[np.arange(len(chunk)), np.frombuffer(chunk, np.uint8)]).sum()
-    return bits
+def best_cpu_seconds(work: Callable[[], object], repeats: int) -> float:
+    """The least CPU time of this thread over `repeats` runs of `work`."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.thread_time()
+        work()
+        best = min(best, time.thread_time() - started)
+    return best
+
+
+def matmul_peak_flops(repeats: int) -> float:
+    """FLOP/s of a float32 (PEAK_SIZE)² matrix product on one thread, best of `repeats`."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((PEAK_SIZE, PEAK_SIZE), dtype=np.float32) for _ in range(2))
+    a @ b  # warm-up: BLAS loads its kernel
+    return 2 * PEAK_SIZE**3 / best_cpu_seconds(lambda: a @ b, repeats)
+
+
+def flops_per_byte(config: TransformerConfig, chunk_size: int) -> tuple[float, float]:
+    """(projections, attention) multiply-adds × 2 per byte of a chunk, from the shapes:
+    q, k, v, out, the two feed-forward layers and the head per position, and attention's
+    scores and weighted values over the position's context (on average (n + 1) / 2 keys
+    for a chunk of n bytes; the kernels' padding to whole blocks is not counted)."""
+    dim = config.embedding_dim
+    hidden = config.widening_factor * dim
+    projections = 2 * (config.num_layers * (4 * dim * dim + 2 * dim * hidden) + dim * 256)
+    attention = 2 * config.num_layers * 2 * dim * (chunk_size + 1) / 2
+    return projections, attention
+
+
+def scored_bits(predictor, chunk: bytes) -> float:
+    rows = predictor.sequence_distributions(chunk)
+    return -np.log2(rows[np.arange(len(chunk)), np.frombuffer(chunk, np.uint8)]).sum()
 
 
 def stepped_bits(predictor, chunks: list[bytes]) -> float:
@@ -65,6 +106,14 @@ def stepped_bits(predictor, chunks: list[bytes]) -> float:
         probabilities = predictor.step(state, symbols[:, position - 1])
         bits -= np.log2(probabilities[rows, symbols[:, position]]).sum()
     return float(bits)
+
+
+def report(label: str, seconds_per_chunk: float, flops: float, peak: float,
+           bits_per_byte: float) -> None:
+    achieved = flops * CHUNK_SIZE / seconds_per_chunk
+    print(f"{label:40s} {CHUNK_SIZE / seconds_per_chunk / 1000:6.2f} KB/s  "
+          f"{achieved / 1e9:6.1f} GFLOP/s  {100 * achieved / peak:5.1f} % of peak  "
+          f"({bits_per_byte:.4f} bits/byte)")
 
 
 def bench_codec(size: str, num_chunks: int, batch_size: int, workers: int) -> None:
@@ -84,34 +133,58 @@ def bench_codec(size: str, num_chunks: int, batch_size: int, workers: int) -> No
     print(f"coder, engine {compressor.predictor.engine}, {workers} workers, groups of "
           f"{batch_size}, {len(data):,} bytes: rate {100 * len(payload) / len(data):.2f}%  "
           f"compress {len(data) / compress_s / 1000:.2f} KB/s  "
-          f"decompress {len(data) / decompress_s / 1000:.2f} KB/s  (round trip exact)")
+          f"decompress {len(data) / decompress_s / 1000:.2f} KB/s  (wall, round trip exact)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="200k")
-    parser.add_argument("--chunks", type=int, default=4,
-                        help="chunks for the one-core timings")
+    parser.add_argument("--chunks", type=int, default=2,
+                        help="chunks for the one-core timings (each timed separately)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each one-core timing; the fastest counts")
     parser.add_argument("--torch-batch-sizes", type=int, nargs="*", default=[32])
     parser.add_argument("--codec-chunks", type=int, default=128,
-                        help="chunks to compress/decompress through the coder")
+                        help="chunks to compress/decompress through the coder (0: none)")
     parser.add_argument("--codec-batch-size", type=int, default=32,
                         help="chunks per group (one group per worker at a time)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     arguments = parser.parse_args()
-    print(f"transformer {arguments.size}, CPU, 2048-byte held-out enwik8 chunks; "
-          "one core unless stated")
+
+    peak_repeats = 7
+    peak = matmul_peak_flops(peak_repeats)
     kernels = load_pretrained(arguments.size, engine="kernels")
+    projections, attention = flops_per_byte(kernels.model_config, CHUNK_SIZE)
+    flops = projections + attention
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    print(f"transformer {arguments.size}: {flops / 1e6:.2f} MFLOP per byte of a "
+          f"{CHUNK_SIZE}-byte chunk ({projections / 1e6:.2f} in the projections, "
+          f"{attention / 1e6:.2f} in attention), the same for encoder and decoder")
     chunks = enwik8_chunks(arguments.chunks)
-    timed("kernels, encoder: whole chunk per call", lambda c: scored_bits(kernels, c), chunks)
-    timed("kernels, decoder: stepping, batch 1",
-          lambda c: sum(stepped_bits(kernels, [chunk]) for chunk in c), chunks)
-    pytorch = load_pretrained(arguments.size, engine="torch")
-    for batch_size in arguments.torch_batch_sizes:
-        timed(f"torch engine, stepping, batch {batch_size}",
-              lambda c: stepped_bits(pytorch, c), enwik8_chunks(batch_size))
-    bench_codec(arguments.size, arguments.codec_chunks, arguments.codec_batch_size,
-                arguments.workers)
+    scored_bits(kernels, chunks[0][:64])  # warm-up: numba loads its cache
+    encode_s = min(best_cpu_seconds(lambda c=chunk: scored_bits(kernels, c), arguments.repeats)
+                   for chunk in chunks)
+    decode_s = min(best_cpu_seconds(lambda c=chunk: stepped_bits(kernels, [c]),
+                                    arguments.repeats) for chunk in chunks)
+    peak = max(peak, matmul_peak_flops(peak_repeats))
+    print(f"peak: numpy float32 {PEAK_SIZE}×{PEAK_SIZE} matrix product, one thread, "
+          f"{peak / 1e9:.1f} GFLOP/s (best of {2 * peak_repeats}, before and after)")
+    total = CHUNK_SIZE * len(chunks)
+    report("kernels, encoder: whole chunk per call", encode_s, flops, peak,
+           sum(scored_bits(kernels, chunk) for chunk in chunks) / total)
+    report("kernels, decoder: stepping, batch 1", decode_s, flops, peak,
+           sum(stepped_bits(kernels, [chunk]) for chunk in chunks) / total)
+    if arguments.torch_batch_sizes:
+        pytorch = load_pretrained(arguments.size, engine="torch")
+        for batch_size in arguments.torch_batch_sizes:
+            batch = enwik8_chunks(batch_size)
+            seconds = best_cpu_seconds(lambda b=batch: stepped_bits(pytorch, b), 1)
+            report(f"torch engine, stepping, batch {batch_size}", seconds / batch_size, flops,
+                   peak, stepped_bits(pytorch, batch) / (CHUNK_SIZE * batch_size))
+    if arguments.codec_chunks:
+        bench_codec(arguments.size, arguments.codec_chunks, arguments.codec_batch_size,
+                    arguments.workers)
 
 
 if __name__ == "__main__":

@@ -42,23 +42,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import safetensors.torch
-import torch
-import torch.nn.functional as F
+import safetensors.numpy
 from safetensors import SafetensorError
-from torch import nn
 
 from gencomp.errors import CheckpointError, UsageError
 from gencomp.fileio import write_output
 from gencomp.limits import check_model_memory
 from predictors import transformer_kernels
 from predictors.base import Predictor
+from predictors.transformer_config import (  # noqa: F401 (names of this module's interface)
+    PRESETS,
+    TransformerConfig,
+    parameter_shapes,
+    preset,
+)
+
+if TYPE_CHECKING:
+    from predictors.transformer_model import KVCache, TransformerModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CHECKPOINT_FORMAT = "gencomp-transformer"
@@ -73,216 +79,62 @@ ENGINES = ("kernels", "torch")
 #: Torch threads used while stepping (see the module docstring). Parallelism across
 #: chunks comes from coding independent batch groups in separate worker processes.
 CODING_THREADS = 1
+#: The PyTorch side's names, importable from here; the first use imports torch.
+_TORCH_NAMES = ("Block", "KVCache", "TransformerModel", "resolve_device")
 
 
-@dataclass(frozen=True)
-class TransformerConfig:
-    vocab_size: int = 256
-    embedding_dim: int = 64
-    num_layers: int = 4
-    num_heads: int = 8
-    widening_factor: int = 4
-    context_length: int = 2048
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_NAMES:
+        from predictors import transformer_model
 
-    def __post_init__(self) -> None:
-        for key, value in asdict(self).items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UsageError(f"transformer config {key} must be a positive integer, "
-                                 f"got {value!r}")
-        if self.vocab_size != 256:
-            raise UsageError("a byte-level transformer needs vocab_size 256")
-        if self.embedding_dim % self.num_heads or self.embedding_dim % 2:
-            raise UsageError("embedding_dim must be even and divisible by num_heads")
-
-    @property
-    def head_dim(self) -> int:
-        return self.embedding_dim // self.num_heads
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TransformerConfig:
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise UsageError(f"unknown transformer config keys: {', '.join(unknown)}")
-        return cls(**values)
+        return getattr(transformer_model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-#: The paper's three sizes: same depth, wider embeddings.
-PRESETS: dict[str, TransformerConfig] = {
-    "200k": TransformerConfig(embedding_dim=64),
-    "800k": TransformerConfig(embedding_dim=128),
-    "3.2m": TransformerConfig(embedding_dim=256),
-}
+def device_name(device: str) -> str:
+    """"cpu" as it is (without importing torch); "auto", "cuda", … as torch resolves them."""
+    if device == "cpu":
+        return device
+    from predictors.transformer_model import resolve_device
+
+    return str(resolve_device(device))
 
 
-def preset(size: str) -> TransformerConfig:
-    """The config of a named size ("200k", "800K", "3.2M": case does not matter)."""
-    config = PRESETS.get(size.lower()) if isinstance(size, str) else None  # from a header
-    if config is None:
-        raise UsageError(f"unknown transformer size {size!r}; available: {', '.join(PRESETS)}")
-    return config
-
-
-def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
-    """(length, dim) sin/cos position codes, the first half sines, as in the paper's code."""
-    inverse_frequencies = 1e4 ** (-np.arange(0, dim, 2) / dim)
-    angles = np.outer(np.arange(length), inverse_frequencies)
-    return torch.from_numpy(np.concatenate([np.sin(angles), np.cos(angles)], axis=-1)).float()
-
-
-class Block(nn.Module):
-    def __init__(self, config: TransformerConfig):
-        super().__init__()
-        dim = config.embedding_dim
-        self.num_heads = config.num_heads
-        self.attention_scale = config.head_dim**-0.5
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.attention_out = nn.Linear(dim, dim, bias=False)
-        self.attention_norm = nn.LayerNorm(dim)
-        self.ff_in = nn.Linear(dim, config.widening_factor * dim)
-        self.ff_out = nn.Linear(config.widening_factor * dim, dim)
-        self.ff_norm = nn.LayerNorm(dim)
-
-    def feed_forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.ff_norm(h + self.ff_out(F.gelu(self.ff_in(h), approximate="tanh")))
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        batch, length, dim = h.shape
-        q, k, v = self.qkv(h).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        attended = attended.transpose(1, 2).reshape(batch, length, dim)
-        return self.feed_forward(self.attention_norm(h + self.attention_out(attended)))
-
-    def forward_step(self, h: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                     position: int) -> torch.Tensor:
-        """One new position per sequence; `keys`/`values` are this layer's (batch, heads,
-        context, head_dim) cache, written at `position` and read up to it."""
-        batch, dim = h.shape
-        q, k, v = self.qkv(h).view(batch, 3, self.num_heads, 1, -1).unbind(1)
-        keys[:, :, position : position + 1] = k
-        values[:, :, position : position + 1] = v
-        # Plain matmuls: for a single query they beat scaled_dot_product_attention's CPU
-        # kernel, whose rounding also varies with the thread count.
-        scores = torch.matmul(q * self.attention_scale, keys[:, :, : position + 1].transpose(2, 3))
-        attended = torch.matmul(torch.softmax(scores, dim=-1), values[:, :, : position + 1])
-        attended = self.attention_out(attended.view(batch, dim))
-        return self.feed_forward(self.attention_norm(h + attended))
-
-
-class TransformerModel(nn.Module):
-    def __init__(self, config: TransformerConfig):
-        super().__init__()
-        self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
-        self.head = nn.Linear(config.embedding_dim, config.vocab_size)
-        self.register_buffer(
-            "positions",
-            sinusoidal_positions(config.context_length, config.embedding_dim),
-            persistent=False,
-        )
-        self.embedding_scale = math.sqrt(config.embedding_dim)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(parameter.numel() for parameter in self.parameters())
-
-    def forward(self, inputs: torch.Tensor, first_positions: torch.Tensor | None = None,
-                ) -> torch.Tensor:
-        """Logits (batch, length, 256) for every position of (batch, length) input tokens,
-        the begin token first: position t predicts the byte after inputs[:, t].
-
-        `first_positions` (batch,) places each row at a position offset in the context
-        (training on short windows); by default rows start at position 0.
-        """
-        length = inputs.shape[1]
-        offsets = torch.arange(length, device=inputs.device)
-        if first_positions is not None:
-            offsets = first_positions[:, None] + offsets
-        if int(offsets.max()) >= self.config.context_length:
-            raise ValueError(f"positions up to {int(offsets.max())} exceed the context "
-                             f"{self.config.context_length}")
-        h = self.embedding(inputs) * self.embedding_scale + self.positions[offsets]
-        for block in self.blocks:
-            h = block(h)
-        return self.head(h)
-
-    def forward_step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Logits (batch, 256) after feeding one token per sequence at `cache.position`."""
-        position = cache.position
-        h = self.embedding(tokens) * self.embedding_scale + self.positions[position]
-        for block, keys, values in zip(self.blocks, cache.keys, cache.values, strict=True):
-            h = block.forward_step(h, keys, values, position)
-        cache.position += 1
-        return self.head(h)
-
-
-@dataclass
-class KVCache:
-    """Per-layer key and value tensors (batch, heads, context, head_dim), allocated once."""
-
-    keys: list[torch.Tensor]
-    values: list[torch.Tensor]
-    position: int = 0
-
-    @classmethod
-    def allocate(cls, config: TransformerConfig, batch_size: int, device: torch.device,
-                 ) -> KVCache:
-        shape = (batch_size, config.num_heads, config.context_length, config.head_dim)
-        return cls(
-            keys=[torch.zeros(shape, device=device) for _ in range(config.num_layers)],
-            values=[torch.zeros(shape, device=device) for _ in range(config.num_layers)],
-        )
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto" picks CUDA when present; anything else is passed to torch."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as error:
-        raise UsageError(f"unknown device {device!r}") from error
-    if resolved.type not in ("cpu", "cuda"):  # e.g. "meta" holds no data: it cannot decode
-        raise UsageError(f"unsupported device {device!r}; use auto, cpu or cuda")
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device cuda requested but CUDA is not available")
-    return resolved
-
-
-def resolve_engine(engine: str, device: torch.device) -> str:
+def resolve_engine(engine: str, device: str) -> str:
     """"auto" picks the exact CPU kernels on the CPU and torch on a GPU."""
+    on_cpu = device.split(":")[0] == "cpu"
     if engine == "auto":
-        return "kernels" if device.type == "cpu" else "torch"
+        return "kernels" if on_cpu else "torch"
     if engine not in ENGINES:
         raise UsageError(f"unknown transformer engine {engine!r}; use auto, "
                          f"{', '.join(ENGINES)}")
-    if engine == "kernels" and device.type != "cpu":
+    if engine == "kernels" and not on_cpu:
         raise UsageError("the kernels engine runs on the CPU; use engine torch on a GPU")
     return engine
 
 
+class ModelTensors(NamedTuple):
+    """A model's config and its parameters by state-dict name, as float32 numpy arrays:
+    what a checkpoint holds, read without torch."""
+
+    config: TransformerConfig
+    arrays: dict[str, np.ndarray]
+
+
 @dataclass
 class KernelState:
-    """The kernels engine's key/value caches (batch, layers, heads, head_dim, capacity)."""
+    """The kernels engine's key/value cache and the next position."""
 
-    keys: np.ndarray
-    values: np.ndarray
+    cache: transformer_kernels.KernelCache
     position: int = 0
 
 
-def state_dict_sha256(model: nn.Module) -> str:
-    """Digest of every weight tensor (names, shapes, values), independent of file layout."""
+def state_dict_sha256(arrays: Mapping[str, np.ndarray]) -> str:
+    """Digest of every weight tensor (names, shapes, float32 values), independent of file
+    layout and of whether torch holds them."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        array = tensor.detach().to("cpu", torch.float32).contiguous().numpy()
+    for name, values in sorted(arrays.items()):
+        array = np.ascontiguousarray(values, dtype=np.float32)
         digest.update(f"{name}:{tuple(array.shape)};".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
@@ -301,30 +153,48 @@ class TransformerPredictor(Predictor):
 
     name = "transformer"
 
-    def __init__(self, model: TransformerModel, device: str = "cpu",
+    def __init__(self, model: TransformerModel | ModelTensors, device: str = "cpu",
                  held_out_rate_percent: float | None = None, engine: str = "auto"):
-        self.device = resolve_device(device)
+        self.device = device_name(device)
         self.engine = resolve_engine(engine, self.device)
-        self.model = model.to(self.device).eval()
+        if isinstance(model, ModelTensors):  # from a checkpoint: torch is loaded only if used
+            self.model_config, self._arrays, self._model = model.config, model.arrays, None
+        else:
+            from predictors.transformer_model import state_arrays
+
+            self.model_config, self._arrays = model.config, state_arrays(model)
+            self._model = model.to(self.device).eval()
         #: The held-out chunked rate its training recorded (`gencomp train`), if any: the
         #: fair number when data it trained on is compressed (e.g. the bench's enwik8).
         self.held_out_rate_percent = held_out_rate_percent
-        self._kernel_weights = (transformer_kernels.pack_weights(self.model)
-                                if self.engine == "kernels" else None)
+        self._kernel_weights = (
+            transformer_kernels.pack_weights(self._arrays, self.model_config.num_heads,
+                                             self.model_config.context_length)
+            if self.engine == "kernels" else None)
         # The torch engine's fingerprint is the one payloads made before the kernels had.
         engine_mark = "" if self.engine == "torch" else f"engine={self.engine}"
         self._fingerprint = hashlib.sha256(
-            (json.dumps(self.config, sort_keys=True) + state_dict_sha256(self.model)
+            (json.dumps(self.config, sort_keys=True) + state_dict_sha256(self._arrays)
              + engine_mark).encode()
         ).hexdigest()
 
     @property
+    def model(self) -> TransformerModel:
+        """The PyTorch module (built from the arrays when first asked for: imports torch)."""
+        if self._model is None:
+            from predictors.transformer_model import model_from_arrays
+
+            self._model = model_from_arrays(self.model_config, self._arrays).to(
+                self.device).eval()
+        return self._model
+
+    @property
     def config(self) -> dict[str, Any]:
-        return asdict(self.model.config)
+        return asdict(self.model_config)
 
     @property
     def context_length(self) -> int:
-        return self.model.config.context_length
+        return self.model_config.context_length
 
     @property
     def fingerprint(self) -> str:
@@ -332,7 +202,7 @@ class TransformerPredictor(Predictor):
 
     @property
     def num_parameters(self) -> int:
-        return self.model.num_parameters
+        return sum(array.size for array in self._arrays.values())
 
     @property
     def batch_independent(self) -> bool:
@@ -347,10 +217,12 @@ class TransformerPredictor(Predictor):
         tokens = np.ascontiguousarray(tokens, dtype=np.int64)
         if isinstance(state, KernelState):
             probabilities = np.empty((len(tokens), 256))
-            transformer_kernels.step_batch(self._kernel_weights, state.keys, state.values,
-                                           tokens, state.position, probabilities)
+            transformer_kernels.step_batch(self._kernel_weights, state.cache, tokens,
+                                           state.position, probabilities)
             state.position += 1
             return probabilities
+        import torch
+
         if torch.get_num_threads() != CODING_THREADS:
             torch.set_num_threads(CODING_THREADS)
         with torch.inference_mode():
@@ -358,15 +230,17 @@ class TransformerPredictor(Predictor):
             return torch.softmax(logits.double(), dim=-1).cpu().numpy()
 
     def start(self, batch_size: int) -> tuple[KVCache | KernelState, np.ndarray]:
-        config = self.model.config  # float32 keys and values, per layer and position
+        config = self.model_config  # float32 keys and values, per layer and position
         check_model_memory(2 * 4 * batch_size * config.num_layers * config.context_length
                            * config.embedding_dim, f"the transformer's key/value cache for a "
                            f"batch of {batch_size}")
         if self.engine == "kernels":
-            state = KernelState(*transformer_kernels.allocate_cache(self._kernel_weights,
-                                                                    batch_size))
+            state = KernelState(transformer_kernels.allocate_cache(self._kernel_weights,
+                                                                   batch_size))
         else:
-            state = KVCache.allocate(self.model.config, batch_size, self.device)
+            from predictors.transformer_model import KVCache
+
+            state = KVCache.allocate(self.model_config, batch_size, self.device)
         return state, self._distribution(np.full(batch_size, BEGIN_TOKEN), state)
 
     def step(self, state: KVCache | KernelState, symbols: np.ndarray) -> np.ndarray:
@@ -378,10 +252,8 @@ class TransformerPredictor(Predictor):
         self._check_room(len(sequence) - 1)
         inputs = np.full(len(sequence), BEGIN_TOKEN, dtype=np.int64)  # then bytes 0 … n−2
         inputs[1:] = np.frombuffer(sequence[:-1], dtype=np.uint8)
-        keys, values = transformer_kernels.allocate_cache(self._kernel_weights, 1)
         probabilities = np.empty((len(sequence), 256))
-        transformer_kernels.score_sequence(self._kernel_weights, inputs, keys[0], values[0],
-                                           probabilities)
+        transformer_kernels.score_sequence(self._kernel_weights, inputs, probabilities)
         return probabilities
 
 
@@ -395,6 +267,8 @@ def save_checkpoint(model: TransformerModel, path: str | Path,
     The JSON records the config and the sha256 of the weights file, which `load_checkpoint`
     checks. Returns the JSON record.
     """
+    import safetensors.torch
+
     path = Path(path)
     weights = safetensors.torch.save(
         {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
@@ -415,7 +289,17 @@ def save_checkpoint(model: TransformerModel, path: str | Path,
 
 
 def load_checkpoint(path: str | Path) -> tuple[TransformerModel, dict[str, Any]]:
-    """The model in `path` (.safetensors, its .json beside it) and the JSON record.
+    """The PyTorch model in `path` (.safetensors, its .json beside it) and the JSON record,
+    checked as `read_checkpoint` checks them."""
+    from predictors.transformer_model import model_from_arrays
+
+    tensors, record = read_checkpoint(path)
+    return model_from_arrays(tensors.config, tensors.arrays), record
+
+
+def read_checkpoint(path: str | Path) -> tuple[ModelTensors, dict[str, Any]]:
+    """The config and weights in `path` (.safetensors, its .json beside it), as numpy
+    arrays (no torch), and the JSON record.
 
     Raises CheckpointError for a missing, corrupt or tampered file, or weights that do not
     fit the config. Loads tensors only (safetensors): no code runs from the file.
@@ -442,21 +326,20 @@ def load_checkpoint(path: str | Path) -> tuple[TransformerModel, dict[str, Any]]
         raise CheckpointError(f"checkpoint {path} does not match the sha256 recorded in "
                               f"{config_path.name}: the file was modified or replaced")
     try:
-        tensors = safetensors.torch.load(weights)
-    except (SafetensorError, ValueError, RuntimeError) as error:
+        tensors = safetensors.numpy.load(weights)
+    except (SafetensorError, ValueError, RuntimeError, TypeError) as error:
         raise CheckpointError(f"corrupt checkpoint {path}: {error}") from error
     check_fits(config, tensors, path)
-    model = TransformerModel(config)
-    model.load_state_dict({name: tensor.float() for name, tensor in tensors.items()})
-    return model, record
+    arrays = {name: np.ascontiguousarray(array, dtype=np.float32)
+              for name, array in tensors.items()}
+    return ModelTensors(config, arrays), record
 
 
-def check_fits(config: TransformerConfig, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """Refuse a config that the file's tensors do not fit, before building the model: the
+def check_fits(config: TransformerConfig, tensors: Mapping[str, np.ndarray], path: Path,
+               ) -> None:
+    """Refuse a config that the file's tensors do not fit, before building anything: the
     config can declare any size, while the tensors are real bytes. Depth, widths and context
-    are checked first, so that the skeleton built next (without its position table, which
-    is not a weight) is no larger than the file. (A skeleton on torch's "meta" device would
-    allocate nothing, but its first use imports for over a second in every process.)"""
+    are checked first, so that the table of expected shapes is no longer than the file's."""
     blocks = {name.split(".")[1] for name in tensors if name.startswith("blocks.")}
     embedding = tensors.get("embedding.weight")
     feed_forward = tensors.get("blocks.0.ff_in.weight")
@@ -467,8 +350,7 @@ def check_fits(config: TransformerConfig, tensors: dict[str, torch.Tensor], path
             or config.context_length > MAX_CONTEXT_LENGTH):
         raise CheckpointError(f"checkpoint {path} does not fit its config (depth, width or "
                               "context length)")
-    skeleton = TransformerModel(replace(config, context_length=1))
-    expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+    expected = parameter_shapes(config)
     found = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
     if expected != found:
         problems = sorted(
@@ -492,9 +374,9 @@ def load_pretrained(size: str = "200k", checkpoint: str | None = None,
                                   f"(train one with `gencomp train --size {size}`)")
     else:
         path = Path(checkpoint)
-    model, record = load_checkpoint(path)
+    tensors, record = read_checkpoint(path)
     training = record.get("training")
     held_out = training.get("held_out_chunked_rate_percent") if isinstance(training, dict) else None
-    return TransformerPredictor(model, device=device, engine=engine,
+    return TransformerPredictor(tensors, device=device, engine=engine,
                                 held_out_rate_percent=held_out if isinstance(held_out, float)
                                 else None)

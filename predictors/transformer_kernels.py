@@ -1,6 +1,6 @@
-"""The Transformer's forward pass on the CPU, one position at a time, in a fixed order of
-float32 operations, so that a whole sequence scored at once and the same sequence stepped
-byte by byte give identical bits.
+"""The Transformer's forward pass on the CPU, in a fixed order of float32 operations per
+output, so that a whole sequence scored at once and the same sequence stepped byte by
+byte give identical bits.
 
 Why this exists. An arithmetic decoder needs, bit for bit, the probabilities the encoder
 coded with. The encoder knows every byte and could score a chunk in one pass; the decoder
@@ -9,32 +9,70 @@ and the attention kernel pick other blockings for one row than for 2048), so the
 engine steps on both sides, the slow way (`TransformerModel.forward_step`). Here every output
 element is a fixed sequence of IEEE float32 operations written out below: no BLAS, no
 fast-math flags (so the compiler may not reassociate sums or fuse a multiply and an add),
-and our own `exp`. numba may vectorise across independent outputs, never within one
-output's sum. So `score_sequence` (the encoder: a whole chunk in one call) and `step_batch`
-(the decoder: one byte per sequence per call) agree exactly, for any batch, and on any CPU
-that numba compiles for, since sqrt and division are correctly rounded everywhere.
+and our own `exp`. Vectors (`predictors.float32x16`) run across independent outputs, never
+within one output's sum. So `score_sequence` (the encoder: a whole chunk in one call) and
+`step_batch` (the decoder: one byte per sequence per call) agree exactly, for any batch,
+and on any CPU that numba compiles for, since sqrt and division are correctly rounded
+everywhere.
 
-Sums over the attended keys use a fixed folding order (`_fold_sum`) that vectorises; each
-row is padded with zeros to a multiple of `BLOCK` keys, and both paths see the same zeros
-because the key/value cache starts zeroed for every sequence and a position's key and
-value are written just before it attends.
+The orders of operations (each output's; what payloads depend on):
+- a product x @ W sums over x's entries in order, ((x0·w0 + x1·w1) + x2·w2) + …, each
+  product and sum rounded (`_matmul`; it computes a tile of 4 rows × 64 columns per pass
+  over W, which changes no output's order);
+- attention over `count` keys pads them with zeros to a multiple of `BLOCK`; a sum over
+  the padded keys adds the four quarters of the row key by key, then folds the upper part
+  onto the lower until one vector of 16 remains, then sums that as a tree of halves
+  (`_attend`);
+- exp(x) is 2^⌊t⌋ · p(t − ⌊t⌋) for t = x·log2(e) held at ≥ −125, p a fixed polynomial.
 
-The parameters come from a `TransformerModel` (`pack_weights`); the model itself stays the
-PyTorch module that trains and runs on the GPU. `tests/test_transformer_kernels.py` checks
-these kernels against it (to float tolerance) and against themselves (exactly).
+Subnormal products. In sharp heads most attention weights are held at 2^-125, and a weight
+times a value is then subnormal: exact, but a CPU takes a microcode assist of ~150 cycles
+for each instruction that makes one. So the weighted sums run 2^WEIGHT_SCALE times larger,
+where nothing is subnormal: a sum of scaled numbers is the scaled sum, bit for bit (a
+subnormal sum is exact, a normal one rounds at the same relative place), and the quotient
+by the scaled total is unchanged. Only a product that is subnormal at true scale rounds
+differently (to the subnormal grid); rows where one can occur round those products to
+that grid with a fused multiply-add (`_grid_product`), the one rounding the true product
+had. The key/value cache keeps, per head, the smallest |value| so far, which tells the
+rows that cannot have one.
+
+The parameters come from a checkpoint's tensors (`pack_weights`); the model itself stays
+the PyTorch module that trains and runs on the GPU. `tests/test_transformer_kernels.py`
+checks these kernels against it (to float tolerance) and against themselves (exactly).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numba
 import numpy as np
 
-LANES = 16
-#: Attention rows are processed in whole blocks of this many keys (four folds of LANES).
+from predictors.float32x16 import (
+    LANES,
+    absolute,
+    copysign,
+    floor,
+    fma,
+    folded_sum,
+    largest_lane,
+    load,
+    power_of_two,
+    select_less,
+    smallest_lane,
+    splat,
+    store,
+)
+from predictors.transformer_config import sinusoidal_positions
+
+#: Attention rows are processed in whole blocks of this many keys (four quarters of LANES).
 BLOCK = 4 * LANES
+#: Columns of one `_matmul` tile.
+TILE = 4 * LANES
+#: Attention rows that share a pass over the keys (a divisor of BLOCK).
+QUERY_BLOCK = 4
 LOG2_E = np.float32(1.4426950408889634)
 #: 2^f on [0, 1) to a relative 8e-8, fitted at Chebyshev nodes; literals, so that every
 #: machine uses the same constants.
@@ -44,13 +82,40 @@ EXP2_COEFFICIENTS = (np.float32(1.0), np.float32(0.6931469440460205),
                      np.float32(0.00021877505059819669))
 C0, C1, C2, C3, C4, C5, C6 = EXP2_COEFFICIENTS
 SMALLEST_EXPONENT = np.float32(-125.0)
+EXPONENT_BIAS = 127
+#: Attention weights are computed 2^WEIGHT_SCALE times larger (module docstring).
+WEIGHT_SCALE = 64
+#: The smallest normal float32, 2^-126, at the weights' scale.
+SCALED_SMALLEST_NORMAL = np.float32(2.0 ** (WEIGHT_SCALE - 126))
 LAYER_NORM_EPSILON = np.float32(1e-5)
 GELU_SCALE = np.float32(math.sqrt(2.0 / math.pi))
 GELU_CUBIC = np.float32(0.044715)
 HALF = np.float32(0.5)
 ONE = np.float32(1.0)
+NEGATIVE_ZERO = np.float32(-0.0)
 
 _kernel = numba.njit(cache=True, boundscheck=False, nogil=True, error_model="numpy")
+
+
+@_kernel
+def _aligned_zeros(size):
+    """A zeroed float32 array that starts on a 64-byte cache line: a vector load that
+    spans two lines (numpy and numba align to 16 or 32 bytes) is about twice as slow."""
+    buffer = np.zeros(size + LANES, np.float32)
+    start = (-(buffer.ctypes.data // 4)) % LANES
+    return buffer[start:start + size]
+
+
+def _aligned(values: np.ndarray) -> np.ndarray:
+    out = _aligned_zeros(values.size).reshape(values.shape)
+    out[...] = values
+    return out
+
+
+@_kernel
+def _capacity(weights):
+    """Positions a cache holds: the context rounded up to whole BLOCKs."""
+    return -(-weights.positions.shape[0] // BLOCK) * BLOCK
 
 
 class KernelWeights(NamedTuple):
@@ -75,341 +140,508 @@ class KernelWeights(NamedTuple):
     num_heads: int
 
 
-def pack_weights(model) -> KernelWeights:  # model: predictors.transformer.TransformerModel
-    """The parameters of a `TransformerModel`, in the layout these kernels read."""
-    import torch
+def pack_weights(tensors: Mapping[str, np.ndarray], num_heads: int, context_length: int,
+                 ) -> KernelWeights:
+    """The kernels' layout of a `TransformerModel`'s state dict (float32 numpy arrays by
+    parameter name, as a checkpoint stores them)."""
 
-    def array(tensor: torch.Tensor) -> np.ndarray:
-        return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy())
+    def array(values: np.ndarray) -> np.ndarray:
+        return _aligned(np.asarray(values, dtype=np.float32))
 
-    def stacked(getter) -> np.ndarray:
-        return np.ascontiguousarray(np.stack([array(getter(block)) for block in model.blocks]))
+    layers = len({name.split(".")[1] for name in tensors if name.startswith("blocks.")})
 
-    config = model.config
-    with torch.no_grad():
-        embedding = model.embedding.weight.float() * model.embedding_scale
+    def stacked(parameter: str, transpose: bool = False) -> np.ndarray:
+        arrays = [tensors[f"blocks.{layer}.{parameter}"] for layer in range(layers)]
+        return array(np.stack([values.T if transpose else values for values in arrays]))
+
+    embedding = array(tensors["embedding.weight"])
+    dim = embedding.shape[1]
     return KernelWeights(
-        embedding=array(embedding),
-        positions=array(model.positions),
-        qkv=stacked(lambda block: block.qkv.weight.T),
-        attention_out=stacked(lambda block: block.attention_out.weight.T),
-        norm1_scale=stacked(lambda block: block.attention_norm.weight),
-        norm1_shift=stacked(lambda block: block.attention_norm.bias),
-        ff_in=stacked(lambda block: block.ff_in.weight.T),
-        ff_in_bias=stacked(lambda block: block.ff_in.bias),
-        ff_out=stacked(lambda block: block.ff_out.weight.T),
-        ff_out_bias=stacked(lambda block: block.ff_out.bias),
-        norm2_scale=stacked(lambda block: block.ff_norm.weight),
-        norm2_shift=stacked(lambda block: block.ff_norm.bias),
-        head=array(model.head.weight.T),
-        head_bias=array(model.head.bias),
-        attention_scale=np.float32(config.head_dim**-0.5),
-        num_heads=config.num_heads,
+        # float32 times the float32 scale, as PyTorch multiplies a float tensor by a number
+        embedding=array(embedding * np.float32(math.sqrt(dim))),
+        positions=array(sinusoidal_positions(context_length, dim)),
+        qkv=stacked("qkv.weight", transpose=True),
+        attention_out=stacked("attention_out.weight", transpose=True),
+        norm1_scale=stacked("attention_norm.weight"),
+        norm1_shift=stacked("attention_norm.bias"),
+        ff_in=stacked("ff_in.weight", transpose=True),
+        ff_in_bias=stacked("ff_in.bias"),
+        ff_out=stacked("ff_out.weight", transpose=True),
+        ff_out_bias=stacked("ff_out.bias"),
+        norm2_scale=stacked("ff_norm.weight"),
+        norm2_shift=stacked("ff_norm.bias"),
+        head=array(tensors["head.weight"].T),
+        head_bias=array(tensors["head.bias"]),
+        attention_scale=np.float32((dim // num_heads) ** -0.5),
+        num_heads=num_heads,
     )
 
 
-def allocate_cache(weights: KernelWeights, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Zeroed key and value caches (batch, layers, heads, head_dim, context): keys and
-    values are stored transposed, so one head's attention reads contiguous rows."""
-    layers, dim = weights.qkv.shape[:2]
-    capacity = -(-weights.positions.shape[0] // BLOCK) * BLOCK
-    shape = (batch_size, layers, weights.num_heads, dim // weights.num_heads, capacity)
-    return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+class KernelCache(NamedTuple):
+    """Keys and values of a batch of sequences, stored transposed (batch, layers, heads,
+    head_dim, capacity + LANES) so that one head's attention reads contiguous rows, and
+    zero past what was written; `value_floors` (batch, layers, heads) is the smallest
+    |value| each head has stored. (Rows 4 KiB apart would make the CPU take loads from
+    one row for stores to another: it compares addresses by their low 12 bits first.)"""
+
+    keys: np.ndarray
+    values: np.ndarray
+    value_floors: np.ndarray
+
+
+@_kernel
+def allocate_cache(weights, batch_size):
+    """An empty cache for `batch_size` sequences (a `KernelCache`)."""
+    layers, dim = weights.qkv.shape[0], weights.qkv.shape[1]
+    head_dim = dim // weights.num_heads
+    shape = (batch_size, layers, weights.num_heads, head_dim, _capacity(weights) + LANES)
+    size = batch_size * layers * weights.num_heads * head_dim * shape[4]
+    return KernelCache(_aligned_zeros(size).reshape(shape), _aligned_zeros(size).reshape(shape),
+                       np.zeros(shape[:3], np.float32))
 
 
 # --- elementwise pieces ------------------------------------------------------------------
 
 
 @_kernel
-def _exp_nonpositive(x, shift, out, exponent_bits, count):
-    """out[:count] = exp(x[:count] − shift) for x ≤ shift: 2^t as 2^⌊t⌋ · 2^(t−⌊t⌋), the
-    power of two from its exponent bits, the fraction from a polynomial. Relative error
-    2e-7 + 8e-8·|x − shift| (the last term: float32 rounding of t); below −86 the result is
-    held at about 2^-125 instead of going subnormal."""
-    for j in range(count):
-        t = max((x[j] - shift) * LOG2_E, SMALLEST_EXPONENT)
-        whole = np.floor(t)
-        f = t - whole
-        out[j] = C0 + f * (C1 + f * (C2 + f * (C3 + f * (C4 + f * (C5 + f * C6)))))
-        exponent_bits[j] = (np.int32(whole) + 127) << 23
-    powers = exponent_bits.view(np.float32)
-    for j in range(count):
-        out[j] = out[j] * powers[j]
+def _exp(x, shift, bias):
+    """2^(bias − 127) · exp(x − shift) for x ≤ shift, sixteen lanes: 2^t as 2^⌊t⌋ ·
+    2^(t−⌊t⌋), the power of two from its exponent bits, the fraction from a polynomial.
+    Relative error 2e-7 + 8e-8·|x − shift| (the last term: float32 rounding of t); below
+    −86 the result is held at 2^-125 (times the scale) instead of going subnormal."""
+    t = max((x - shift) * LOG2_E, SMALLEST_EXPONENT)
+    whole = floor(t)
+    f = t - whole
+    fraction = C0 + f * (C1 + f * (C2 + f * (C3 + f * (C4 + f * (C5 + f * C6)))))
+    return fraction * power_of_two(whole, bias)
 
 
 @_kernel
-def _fold_sum(values, length):
-    """Σ values[:length] (length a multiple of LANES) in a fixed order that vectorises:
-    fold the upper part onto the lower until one value remains. Overwrites `values`."""
-    while length > LANES:
-        half = (length // LANES + 1) // 2 * LANES
-        for i in range(length - half):
-            values[i] = values[i] + values[i + half]
-        length = half
-    v = values  # the last LANES values, as a tree of the same shape as the folds above
-    return ((((v[0] + v[8]) + (v[4] + v[12])) + ((v[2] + v[10]) + (v[6] + v[14])))
-            + (((v[1] + v[9]) + (v[5] + v[13])) + ((v[3] + v[11]) + (v[7] + v[15]))))
+def _exp_nonpositive(x, shift, out, count):
+    """out[:count] = exp(x[:count] − shift), for count a multiple of LANES."""
+    for j in range(0, count, LANES):
+        store(out, j, _exp(load(x, j), shift, EXPONENT_BIAS))
 
 
 @_kernel
-def _fold_max(values, out, padded):
-    """max(values[:padded]) (padded a multiple of BLOCK); exact, so the order of the folds
-    cannot change the result. `out` is scratch."""
-    quarter = padded // 4
-    for i in range(quarter):
-        a, b = values[i], values[i + quarter]
-        c, d = values[i + 2 * quarter], values[i + 3 * quarter]
-        a = a if a >= b else b
-        c = c if c >= d else d
-        out[i] = a if a >= c else c
-    length = quarter
-    while length > LANES:
-        half = (length // LANES + 1) // 2 * LANES
-        for i in range(length - half):
-            a, b = out[i], out[i + half]
-            out[i] = a if a >= b else b
-        length = half
-    largest = out[0]
-    for i in range(1, LANES):
-        largest = largest if largest >= out[i] else out[i]
-    return largest
+def _add_layer_norm(h, update, scale, shift):
+    """h[r] ← LayerNorm(h[r] + update[r]) for every row: the post-norm residual."""
+    rows, size = h.shape
+    for r in range(rows):
+        total = np.float32(0.0)
+        for c in range(size):
+            h[r, c] = h[r, c] + update[r, c]
+            total = total + h[r, c]
+        mean = total / np.float32(size)
+        squares = np.float32(0.0)
+        for c in range(size):
+            h[r, c] = h[r, c] - mean
+            squares = squares + h[r, c] * h[r, c]
+        inverse_std = ONE / np.sqrt(squares / np.float32(size) + LAYER_NORM_EPSILON)
+        for c in range(size):
+            h[r, c] = h[r, c] * inverse_std * scale[c] + shift[c]
 
 
 @_kernel
-def _dot_folded(weights, values, out, padded):
-    """Σ weights[j] · values[j] over j < padded (a multiple of BLOCK): the four quarters
-    are multiplied and added in one pass, then folded; the same order every time."""
-    quarter = padded // 4
-    for i in range(quarter):
-        out[i] = ((weights[i] * values[i] + weights[i + quarter] * values[i + quarter])
-                  + (weights[i + 2 * quarter] * values[i + 2 * quarter]
-                     + weights[i + 3 * quarter] * values[i + 3 * quarter]))
-    return _fold_sum(out, quarter)
+def _gelu_lanes(x):
+    """GELU(x), tanh form; tanh(u) = sign(u) · (1 − e) / (1 + e) with e = exp(−2|u|)."""
+    argument = GELU_SCALE * (x + GELU_CUBIC * x * x * x)
+    exps = _exp(np.float32(-2.0) * absolute(argument), np.float32(0.0), EXPONENT_BIAS)
+    tanh = (ONE - exps) / (ONE + exps)
+    tanh = select_less(argument, splat(np.float32(0.0)), NEGATIVE_ZERO - tanh, tanh)
+    return HALF * x * (ONE + tanh)
 
 
 @_kernel
-def _matvec(x, matrix, out, columns):
-    """out[:columns] = x @ matrix[:, :columns], each output summed over x's entries in
-    order, ((x0·m0 + x1·m1) + x2·m2) + …; eight rows per pass over `out` (the same order
-    with an eighth of the loads and stores)."""
-    rows = matrix.shape[0]
-    if rows >= 8:
-        x0, x1, x2, x3, x4, x5, x6, x7 = x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]
-        for j in range(columns):
-            out[j] = ((((((x0 * matrix[0, j] + x1 * matrix[1, j]) + x2 * matrix[2, j])
-                         + x3 * matrix[3, j]) + x4 * matrix[4, j]) + x5 * matrix[5, j])
-                      + x6 * matrix[6, j]) + x7 * matrix[7, j]
-        k = 8
-    else:
-        for j in range(columns):
-            out[j] = x[0] * matrix[0, j]
-        k = 1
-    while k + 8 <= rows:
-        x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
-        x4, x5, x6, x7 = x[k + 4], x[k + 5], x[k + 6], x[k + 7]
-        for j in range(columns):
-            out[j] = (((((((out[j] + x0 * matrix[k, j]) + x1 * matrix[k + 1, j])
-                          + x2 * matrix[k + 2, j]) + x3 * matrix[k + 3, j])
-                        + x4 * matrix[k + 4, j]) + x5 * matrix[k + 5, j])
-                      + x6 * matrix[k + 6, j]) + x7 * matrix[k + 7, j]
-        k += 8
-    for row in range(k, rows):
-        for j in range(columns):
-            out[j] = out[j] + x[row] * matrix[row, j]
+def _add_bias_gelu(x, bias):
+    """x[r] ← GELU(x[r] + bias) for every row."""
+    rows, size = x.shape
+    whole = size - size % LANES
+    for r in range(rows):
+        base = r * size
+        for c in range(0, whole, LANES):
+            store(x, base + c, _gelu_lanes(load(x, base + c) + load(bias, c)))
+        if whole < size:  # the last columns, as one vector of a padded copy
+            tail = np.zeros(LANES, np.float32)
+            for c in range(whole, size):
+                tail[c - whole] = x[r, c] + bias[c]
+            tail_out = np.empty(LANES, np.float32)
+            store(tail_out, 0, _gelu_lanes(load(tail, 0)))
+            for c in range(whole, size):
+                x[r, c] = tail_out[c - whole]
 
 
 @_kernel
-def _add_layer_norm(x, update, scale, shift, out):
-    """out = LayerNorm(x + update), the post-norm residual of each sub-layer."""
-    size = x.shape[0]
-    total = np.float32(0.0)
-    for c in range(size):
-        out[c] = x[c] + update[c]
-        total = total + out[c]
-    mean = total / np.float32(size)
-    squares = np.float32(0.0)
-    for c in range(size):
-        out[c] = out[c] - mean
-        squares = squares + out[c] * out[c]
-    inverse_std = ONE / np.sqrt(squares / np.float32(size) + LAYER_NORM_EPSILON)
-    for c in range(size):
-        out[c] = out[c] * inverse_std * scale[c] + shift[c]
+def _add_bias(x, bias):
+    rows, size = x.shape
+    for r in range(rows):
+        for c in range(size):
+            x[r, c] = x[r, c] + bias[c]
+
+
+# --- products --------------------------------------------------------------------------
 
 
 @_kernel
-def _gelu(x, arguments, negative_abs, exps, exponent_bits):
-    """x ← GELU(x), tanh form; tanh(u) = sign(u) · (1 − e) / (1 + e) with e = exp(−2|u|)."""
-    size = x.shape[0]
-    for c in range(size):
-        arguments[c] = GELU_SCALE * (x[c] + GELU_CUBIC * x[c] * x[c] * x[c])
-        negative_abs[c] = np.float32(-2.0) * abs(arguments[c])
-    _exp_nonpositive(negative_abs, np.float32(0.0), exps, exponent_bits, size)
-    for c in range(size):
-        tanh = (ONE - exps[c]) / (ONE + exps[c])
-        if arguments[c] < np.float32(0.0):
-            tanh = -tanh
-        x[c] = HALF * x[c] * (ONE + tanh)
+def _store_row(out, offset, v0, v1, v2, v3):
+    store(out, offset, v0)
+    store(out, offset + LANES, v1)
+    store(out, offset + 2 * LANES, v2)
+    store(out, offset + 3 * LANES, v3)
 
 
-# --- attention and the model --------------------------------------------------------------
+@_kernel
+def _tile(x, matrix, out, row, column):
+    """out[row:row+4, column:column+64] = x[row:row+4] @ matrix[:, column:column+64]."""
+    depth, columns = matrix.shape
+    a = x[row, 0]
+    b = x[row + 1, 0]
+    c = x[row + 2, 0]
+    d = x[row + 3, 0]
+    w0 = load(matrix, column)
+    w1 = load(matrix, column + LANES)
+    w2 = load(matrix, column + 2 * LANES)
+    w3 = load(matrix, column + 3 * LANES)
+    a0, a1, a2, a3 = a * w0, a * w1, a * w2, a * w3
+    b0, b1, b2, b3 = b * w0, b * w1, b * w2, b * w3
+    c0, c1, c2, c3 = c * w0, c * w1, c * w2, c * w3
+    d0, d1, d2, d3 = d * w0, d * w1, d * w2, d * w3
+    for k in range(1, depth):
+        offset = k * columns + column
+        w0 = load(matrix, offset)
+        w1 = load(matrix, offset + LANES)
+        w2 = load(matrix, offset + 2 * LANES)
+        w3 = load(matrix, offset + 3 * LANES)
+        a = x[row, k]
+        a0, a1, a2, a3 = a0 + a * w0, a1 + a * w1, a2 + a * w2, a3 + a * w3
+        b = x[row + 1, k]
+        b0, b1, b2, b3 = b0 + b * w0, b1 + b * w1, b2 + b * w2, b3 + b * w3
+        c = x[row + 2, k]
+        c0, c1, c2, c3 = c0 + c * w0, c1 + c * w1, c2 + c * w2, c3 + c * w3
+        d = x[row + 3, k]
+        d0, d1, d2, d3 = d0 + d * w0, d1 + d * w1, d2 + d * w2, d3 + d * w3
+    offset = row * columns + column
+    _store_row(out, offset, a0, a1, a2, a3)
+    _store_row(out, offset + columns, b0, b1, b2, b3)
+    _store_row(out, offset + 2 * columns, c0, c1, c2, c3)
+    _store_row(out, offset + 3 * columns, d0, d1, d2, d3)
+
+
+@_kernel
+def _row_tile(x, matrix, out, row, column):
+    """out[row, column:column+64] = x[row] @ matrix[:, column:column+64]."""
+    depth, columns = matrix.shape
+    a = x[row, 0]
+    a0 = a * load(matrix, column)
+    a1 = a * load(matrix, column + LANES)
+    a2 = a * load(matrix, column + 2 * LANES)
+    a3 = a * load(matrix, column + 3 * LANES)
+    for k in range(1, depth):
+        offset = k * columns + column
+        a = x[row, k]
+        a0 = a0 + a * load(matrix, offset)
+        a1 = a1 + a * load(matrix, offset + LANES)
+        a2 = a2 + a * load(matrix, offset + 2 * LANES)
+        a3 = a3 + a * load(matrix, offset + 3 * LANES)
+    _store_row(out, row * columns + column, a0, a1, a2, a3)
+
+
+@_kernel
+def _matmul(x, matrix, out):
+    """out = x @ matrix, every output summed over k in order from its first product,
+    ((x[r,0]·m[0,j] + x[r,1]·m[1,j]) + x[r,2]·m[2,j]) + …, in tiles of 4 rows × 64 columns;
+    the columns past the last whole tile one at a time, in the same order."""
+    rows, depth = x.shape
+    columns = matrix.shape[1]
+    tiled_rows, tiled_columns = rows - rows % 4, columns - columns % TILE
+    for column in range(0, tiled_columns, TILE):
+        for row in range(0, tiled_rows, 4):
+            _tile(x, matrix, out, row, column)
+        for row in range(tiled_rows, rows):
+            _row_tile(x, matrix, out, row, column)
+    for row in range(rows):
+        for j in range(tiled_columns, columns):
+            total = x[row, 0] * matrix[0, j]
+            for k in range(1, depth):
+                total = total + x[row, k] * matrix[k, j]
+            out[row, j] = total
+
+
+# --- attention --------------------------------------------------------------------------
 
 
 class _Scratch(NamedTuple):
-    """Work arrays for one position, allocated once per call."""
+    """Work arrays, allocated once per call."""
 
-    normed: np.ndarray         # (dim,)
-    projected: np.ndarray      # (dim,)
-    hidden: np.ndarray         # (hidden,)
-    scores: np.ndarray         # (wide,) attention rows, and other elementwise work
-    ones: np.ndarray
-    exps: np.ndarray
-    products: np.ndarray
-    exponent_bits: np.ndarray  # int32
-    logits: np.ndarray         # (256,)
-
-
-@_kernel
-def _allocate_scratch(dim, hidden, capacity):
-    wide = max(capacity, hidden, 256)  # capacity: the cache's, a multiple of BLOCK
-    return _Scratch(np.zeros(dim, np.float32), np.zeros(dim, np.float32),
-                    np.zeros(hidden, np.float32), np.zeros(wide, np.float32),
-                    np.ones(wide, np.float32), np.zeros(wide, np.float32),
-                    np.zeros(wide, np.float32), np.zeros(wide, np.int32),
-                    np.zeros(256, np.float32))
+    scores: np.ndarray       # (QUERY_BLOCK, capacity)
+    exps: np.ndarray         # (QUERY_BLOCK, max(capacity, 256)): weights, or a row's exps
+    folds: np.ndarray        # (QUERY_BLOCK, head_dim + 1, capacity / 4): the folded sums
+    sums: np.ndarray         # (QUERY_BLOCK, head_dim + 1)
+    qkv: np.ndarray          # (rows, 3·dim)
+    attended: np.ndarray     # (rows, dim)
+    projected: np.ndarray    # (rows, dim)
+    hidden: np.ndarray       # (rows, hidden)
+    logits: np.ndarray       # (rows, 256)
 
 
 @_kernel
-def _attend(query, keys, values, count, scratch, out):
-    """out = softmax(query · keys[:, :count]) @ values[:, :count]ᵀ for one head. keys and
-    values are (head_dim, capacity), zero past `count` (a fresh cache), and the rows are
-    processed up to `count` rounded up to BLOCK, as zeros that add nothing."""
-    padded = (count + BLOCK - 1) // BLOCK * BLOCK
-    scores, exps, products = scratch.scores, scratch.exps, scratch.products
-    _matvec(query, keys, scores, padded)
-    for j in range(count, padded):
-        scores[j] = scores[0]
-    largest = _fold_max(scores, products, padded)
-    _exp_nonpositive(scores, largest, exps, scratch.exponent_bits, count)
-    for j in range(count, padded):
-        exps[j] = np.float32(0.0)
-    total = _dot_folded(exps, scratch.ones, products, padded)
-    for d in range(keys.shape[0]):
-        out[d] = _dot_folded(exps, values[d], products, padded) / total
+def _zeros(rows, columns):
+    return _aligned_zeros(rows * columns).reshape((rows, columns))
 
 
 @_kernel
-def _embed(weights, token, position, h):
-    for c in range(h.shape[0]):
-        h[c] = weights.embedding[token, c] + weights.positions[position, c]
+def _allocate_scratch(weights, rows):
+    """Rows padded by a few cache lines, so that no two are 4 KiB apart (see KernelCache)."""
+    dim, hidden = weights.ff_in.shape[1], weights.ff_in.shape[2]
+    head_dim, capacity = dim // weights.num_heads, _capacity(weights)
+    fold_stride = capacity // 4 + LANES
+    folds = _aligned_zeros(QUERY_BLOCK * (head_dim + 1) * fold_stride)
+    return _Scratch(_zeros(QUERY_BLOCK, capacity + 2 * LANES),
+                    _zeros(QUERY_BLOCK, max(capacity, 256) + 3 * LANES),
+                    folds.reshape((QUERY_BLOCK, head_dim + 1, fold_stride)),
+                    np.zeros((QUERY_BLOCK, head_dim + 1), np.float32),
+                    _zeros(rows, 3 * dim), _zeros(rows, dim), _zeros(rows, dim),
+                    _zeros(rows, hidden), _zeros(rows, 256))
+
+
+@_kernel
+def _grid_product(weight, value):
+    """weight · value for a weight 2^WEIGHT_SCALE times too large, rounded as the true
+    product rounds: where that is subnormal, to the multiples of 2^-149 (scaled). Adding
+    ±2^-126 (scaled) in a fused multiply-add puts the product's last kept bit at 2^-149, so
+    its one rounding is the true product's; subtracting it back is exact. copysign keeps
+    the sign of a product that rounds to zero."""
+    product = weight * value
+    anchor = copysign(splat(SCALED_SMALLEST_NORMAL), value)
+    on_grid = copysign(fma(weight, value, anchor) - anchor, product)
+    return select_less(absolute(product), splat(SCALED_SMALLEST_NORMAL), on_grid, product)
+
+
+@_kernel
+def _weighted(weight, value, exact):
+    """weight · value as at true scale (`exact`: known not to be subnormal there), and +0
+    for a key past the query (weight 0), as the zeros of a fresh cache would give."""
+    product = weight * value if exact else _grid_product(weight, value)
+    zero = splat(np.float32(0.0))
+    return select_less(zero, weight, product, zero)
+
+
+@_kernel
+def _fold_rows(folds, units, sums):
+    """sums[r] = the fold of folds[r, :units·LANES]: the upper units onto the lower until
+    one remains (`units` → ⌈units/2⌉ → …), then its lanes as `folded_sum`."""
+    stride = folds.shape[1]
+    for r in range(folds.shape[0]):
+        base = r * stride
+        length = units
+        while length > 1:
+            half = (length + 1) // 2
+            for u in range(length - half):
+                lower = base + u * LANES
+                store(folds, lower, load(folds, lower) + load(folds, lower + half * LANES))
+            length = half
+        sums[r] = folded_sum(load(folds, base))
+
+
+@_kernel
+def _attend(qkv, first, queries, low, keys, values, first_count, value_floor, scratch,
+            attended):
+    """attended[first + r, low:low+hd] = softmax(q · keys[:, :count]) @ values[:, :count]ᵀ
+    for one head, q = qkv[first + r, low:low+hd] and count = first_count + r, for each of
+    `queries` rows whose counts round up to the same multiple of BLOCK. keys and values are
+    (head_dim, capacity), written up to the last count and zero past it (a fresh cache);
+    every row is processed up to its count rounded up to BLOCK, as zeros that add nothing.
+    The rows share each pass over the keys and values, which then come from the CPU's
+    nearest cache for all but the first."""
+    head_dim, capacity = keys.shape  # capacity: the row stride
+    padded = (first_count + BLOCK - 1) // BLOCK * BLOCK
+    scores, exps, folds, sums = scratch.scores, scratch.exps, scratch.folds, scratch.sums
+    scores_stride, exps_stride = scores.shape[1], exps.shape[1]
+    # The scores, a block of keys at a time for every row.
+    for block in range(0, padded, BLOCK):
+        for r in range(queries):
+            q = qkv[first + r, low]
+            s0, s1 = q * load(keys, block), q * load(keys, block + LANES)
+            s2, s3 = q * load(keys, block + 2 * LANES), q * load(keys, block + 3 * LANES)
+            for d in range(1, head_dim):
+                q = qkv[first + r, low + d]
+                k = d * capacity + block
+                s0, s1 = s0 + q * load(keys, k), s1 + q * load(keys, k + LANES)
+                s2 = s2 + q * load(keys, k + 2 * LANES)
+                s3 = s3 + q * load(keys, k + 3 * LANES)
+            row = r * scores_stride + block
+            store(scores, row, s0)
+            store(scores, row + LANES, s1)
+            store(scores, row + 2 * LANES, s2)
+            store(scores, row + 3 * LANES, s3)
+    # Each row's weights (scaled) from its largest score over the keys before its count.
+    exact_rows = np.empty(QUERY_BLOCK, np.bool_)
+    for r in range(queries):
+        count, row = first_count + r, r * scores_stride
+        largest = smallest = splat(scores[r, 0])
+        whole = count - count % LANES
+        for j in range(0, whole, LANES):
+            s = load(scores, row + j)
+            largest, smallest = max(largest, s), min(smallest, s)
+        largest_score, smallest_score = largest_lane(largest), smallest_lane(smallest)
+        for j in range(whole, count):
+            score = scores[r, j]
+            largest_score = largest_score if largest_score >= score else score
+            smallest_score = smallest_score if smallest_score <= score else score
+        for j in range(0, padded, LANES):
+            store(exps, r * exps_stride + j,
+                  _exp(load(scores, row + j), largest_score, EXPONENT_BIAS + WEIGHT_SCALE))
+        for j in range(count, padded):
+            exps[r, j] = np.float32(0.0)
+        # Every weight is at least 2^⌊t⌋ of the smallest score: then no weight · value is
+        # subnormal when the smallest |value| is at least 2^-125 / 2^⌊t⌋.
+        least_t = max((smallest_score - largest_score) * LOG2_E, SMALLEST_EXPONENT)
+        exact_rows[r] = value_floor >= math.ldexp(1.0, -125 - int(math.floor(least_t)))
+    # The quarters, added key by key, then folded: the total weight in row 0 of a query's
+    # folds, the weighted sum of value component d in row d + 1.
+    quarter = padded // 4
+    units = quarter // LANES
+    fold_stride = folds.shape[2]
+    for u in range(units):
+        i = u * LANES
+        reaches_past_first = i + 3 * quarter + LANES > first_count
+        for r in range(queries):
+            e = r * exps_stride + i
+            e0, e1 = load(exps, e), load(exps, e + quarter)
+            e2, e3 = load(exps, e + 2 * quarter), load(exps, e + 3 * quarter)
+            out = r * (head_dim + 1) * fold_stride + i
+            store(folds, out, (e0 + e1) + (e2 + e3))
+            exact = exact_rows[r]
+            plain = exact and not reaches_past_first
+            for d in range(head_dim):
+                v = d * capacity + i
+                v0, v1 = load(values, v), load(values, v + quarter)
+                v2, v3 = load(values, v + 2 * quarter), load(values, v + 3 * quarter)
+                if plain:
+                    folded = (e0 * v0 + e1 * v1) + (e2 * v2 + e3 * v3)
+                else:
+                    folded = ((_weighted(e0, v0, exact) + _weighted(e1, v1, exact))
+                              + (_weighted(e2, v2, exact) + _weighted(e3, v3, exact)))
+                store(folds, out + (d + 1) * fold_stride, folded)
+    for r in range(queries):
+        _fold_rows(folds[r], units, sums[r])
+        for d in range(head_dim):
+            attended[first + r, low + d] = sums[r, d + 1] / sums[r, 0]
+
+
+@_kernel
+def _store_key_value(qkv, cache, sequence, layer, head, position):
+    """Write one position's key and value for one head into the cache (and the head's
+    smallest |value|)."""
+    head_dim = cache.keys.shape[3]
+    dim = qkv.shape[0] // 3
+    low = head * head_dim
+    floor_value = cache.value_floors[sequence, layer, head] if position > 0 else np.inf
+    for d in range(head_dim):
+        cache.keys[sequence, layer, head, d, position] = qkv[dim + low + d]
+        value = qkv[2 * dim + low + d]
+        cache.values[sequence, layer, head, d, position] = value
+        floor_value = min(floor_value, abs(value))
+    cache.value_floors[sequence, layer, head] = floor_value
+
+
+# --- the model -----------------------------------------------------------------------------
+
+
+@_kernel
+def _embed(weights, tokens, positions, h):
+    for r in range(h.shape[0]):
+        for c in range(h.shape[1]):
+            h[r, c] = weights.embedding[tokens[r], c] + weights.positions[positions[r], c]
 
 
 @_kernel
 def _project_qkv(weights, layer, h, qkv):
     """qkv = h @ W_qkv, the queries scaled by 1/√head_dim."""
-    dim = h.shape[0]
-    _matvec(h, weights.qkv[layer], qkv, 3 * dim)
-    for c in range(dim):
-        qkv[c] = qkv[c] * weights.attention_scale
+    _matmul(h, weights.qkv[layer], qkv)
+    dim = h.shape[1]
+    for r in range(h.shape[0]):
+        for c in range(dim):
+            qkv[r, c] = qkv[r, c] * weights.attention_scale
 
 
 @_kernel
-def _attend_head(qkv, keys, values, layer, head, position, scratch, attended):
-    """Write this position's key and value for one head into the cache, then attend over
-    positions 0 … position."""
-    dim = attended.shape[0]
-    head_dim = keys.shape[2]
-    low = head * head_dim
-    for d in range(head_dim):
-        keys[layer, head, d, position] = qkv[dim + low + d]
-        values[layer, head, d, position] = qkv[2 * dim + low + d]
-    _attend(qkv[low:low + head_dim], keys[layer, head], values[layer, head], position + 1,
-            scratch, attended[low:low + head_dim])
-
-
-@_kernel
-def _finish_layer(weights, layer, h, attended, scratch):
+def _finish_layer(weights, layer, h, scratch):
     """h ← LN(h + attended @ W_out), then h ← LN(h + FFN(h)): the rest of a layer."""
-    dim = h.shape[0]
-    projected, normed, hidden = scratch.projected, scratch.normed, scratch.hidden
-    _matvec(attended, weights.attention_out[layer], projected, dim)
-    _add_layer_norm(h, projected, weights.norm1_scale[layer], weights.norm1_shift[layer],
-                    normed)
-    h[:] = normed
-    _matvec(h, weights.ff_in[layer], hidden, hidden.shape[0])
-    for c in range(hidden.shape[0]):
-        hidden[c] = hidden[c] + weights.ff_in_bias[layer, c]
-    _gelu(hidden, scratch.products, scratch.scores, scratch.exps, scratch.exponent_bits)
-    _matvec(hidden, weights.ff_out[layer], projected, dim)
-    for c in range(dim):
-        projected[c] = projected[c] + weights.ff_out_bias[layer, c]
-    _add_layer_norm(h, projected, weights.norm2_scale[layer], weights.norm2_shift[layer],
-                    normed)
-    h[:] = normed
+    projected, hidden = scratch.projected, scratch.hidden
+    _matmul(scratch.attended, weights.attention_out[layer], projected)
+    _add_layer_norm(h, projected, weights.norm1_scale[layer], weights.norm1_shift[layer])
+    _matmul(h, weights.ff_in[layer], hidden)
+    _add_bias_gelu(hidden, weights.ff_in_bias[layer])
+    _matmul(hidden, weights.ff_out[layer], projected)
+    _add_bias(projected, weights.ff_out_bias[layer])
+    _add_layer_norm(h, projected, weights.norm2_scale[layer], weights.norm2_shift[layer])
 
 
 @_kernel
 def _predict(weights, h, scratch, out):
-    """out (float64, 256) = softmax(h @ W_head + b), the sum taken in float64."""
-    logits, exps = scratch.logits, scratch.exps
-    _matvec(h, weights.head, logits, 256)
-    for c in range(256):
-        logits[c] = logits[c] + weights.head_bias[c]
-    largest = logits[0]
-    for c in range(1, 256):
-        largest = largest if largest >= logits[c] else logits[c]
-    _exp_nonpositive(logits, largest, exps, scratch.exponent_bits, 256)
-    total = 0.0
-    for c in range(256):
-        total = total + np.float64(exps[c])
-    for c in range(256):
-        out[c] = np.float64(exps[c]) / total
+    """out[r] (float64, 256) = softmax(h[r] @ W_head + b), the sum taken in float64."""
+    logits, exps = scratch.logits, scratch.exps[0]
+    _matmul(h, weights.head, logits)
+    _add_bias(logits, weights.head_bias)
+    for r in range(h.shape[0]):
+        row = logits[r]
+        largest = load(row, 0)
+        for c in range(LANES, 256, LANES):
+            largest = max(largest, load(row, c))
+        _exp_nonpositive(row, largest_lane(largest), exps, 256)
+        total = 0.0
+        for c in range(256):
+            total = total + np.float64(exps[c])
+        for c in range(256):
+            out[r, c] = np.float64(exps[c]) / total
 
 
 @_kernel
-def step_batch(weights, keys, values, tokens, position, out):
-    """Feed tokens[b] at `position` of every sequence b of the batch (its cache keys[b],
-    values[b]); out[b] (float64, 256) receives the next-byte distribution."""
-    dim = weights.qkv.shape[1]
-    scratch = _allocate_scratch(dim, weights.ff_in.shape[2], keys.shape[-1])
-    h, attended = np.empty(dim, np.float32), np.empty(dim, np.float32)
-    qkv = np.empty(3 * dim, np.float32)
-    for b in range(tokens.shape[0]):
-        _embed(weights, tokens[b], position, h)
-        for layer in range(weights.qkv.shape[0]):
-            _project_qkv(weights, layer, h, qkv)
-            for head in range(keys.shape[2]):
-                _attend_head(qkv, keys[b], values[b], layer, head, position, scratch, attended)
-            _finish_layer(weights, layer, h, attended, scratch)
-        _predict(weights, h, scratch, out[b])
-
-
-@_kernel
-def score_sequence(weights, inputs, keys, values, out):
-    """out[t] (float64, 256): the distribution after feeding inputs[0 … t] to a fresh
-    sequence, what `step_batch` gives at positions 0 … len−1, in one call. `keys` and
-    `values` are one sequence's cache (zeroed here).
-
-    The same per-position functions in another loop order: layer by layer, and within a
-    layer head by head over all positions, so one head's keys and values stay in the CPU's
-    cache. A position's key and value are written just before it attends, so it sees the
-    cache exactly as the stepping decoder does (zeros past itself)."""
-    keys[:] = 0.0
-    values[:] = 0.0
-    length, dim = inputs.shape[0], weights.qkv.shape[1]
-    scratch = _allocate_scratch(dim, weights.ff_in.shape[2], keys.shape[-1])
-    h = np.empty((length, dim), np.float32)
-    qkv = np.empty((length, 3 * dim), np.float32)
-    attended = np.empty((length, dim), np.float32)
-    for position in range(length):
-        _embed(weights, inputs[position], position, h[position])
+def step_batch(weights, cache, tokens, position, out):
+    """Feed tokens[b] at `position` of every sequence b of the batch (its part of
+    `cache`); out[b] (float64, 256) receives the next-byte distribution."""
+    batch, dim = tokens.shape[0], weights.qkv.shape[1]
+    scratch = _allocate_scratch(weights, batch)
+    head_dim = dim // weights.num_heads
+    h = _zeros(batch, dim)
+    _embed(weights, tokens, np.full(batch, position), h)
     for layer in range(weights.qkv.shape[0]):
-        for position in range(length):
-            _project_qkv(weights, layer, h[position], qkv[position])
-        for head in range(keys.shape[1]):
-            for position in range(length):
-                _attend_head(qkv[position], keys, values, layer, head, position, scratch,
-                             attended[position])
-        for position in range(length):
-            _finish_layer(weights, layer, h[position], attended[position], scratch)
-    for position in range(length):
-        _predict(weights, h[position], scratch, out[position])
+        _project_qkv(weights, layer, h, scratch.qkv)
+        for b in range(batch):
+            for head in range(weights.num_heads):
+                _store_key_value(scratch.qkv[b], cache, b, layer, head, position)
+                _attend(scratch.qkv, b, 1, head * head_dim, cache.keys[b, layer, head],
+                        cache.values[b, layer, head], position + 1,
+                        cache.value_floors[b, layer, head], scratch, scratch.attended)
+        _finish_layer(weights, layer, h, scratch)
+    _predict(weights, h, scratch, out)
+
+
+@_kernel
+def score_sequence(weights, inputs, out):
+    """out[t] (float64, 256): the distribution after feeding inputs[0 … t] to a fresh
+    sequence, what `step_batch` gives at positions 0 … len−1, in one call.
+
+    The same per-position computations in another loop order: layer by layer, every
+    position's products at once, and within a layer head by head over the positions,
+    QUERY_BLOCK at a time, so one head's keys and values stay in the CPU's cache."""
+    length, dim = inputs.shape[0], weights.qkv.shape[1]
+    layers, num_heads = weights.qkv.shape[0], weights.num_heads
+    head_dim = dim // num_heads
+    cache = allocate_cache(weights, 1)
+    scratch = _allocate_scratch(weights, length)
+    h = _zeros(length, dim)
+    _embed(weights, inputs, np.arange(length), h)
+    for layer in range(layers):
+        _project_qkv(weights, layer, h, scratch.qkv)
+        for head in range(num_heads):
+            keys, values = cache.keys[0, layer, head], cache.values[0, layer, head]
+            for first in range(0, length, QUERY_BLOCK):
+                queries = min(QUERY_BLOCK, length - first)
+                for position in range(first, first + queries):
+                    _store_key_value(scratch.qkv[position], cache, 0, layer, head, position)
+                _attend(scratch.qkv, first, queries, head * head_dim, keys, values, first + 1,
+                        cache.value_floors[0, layer, head], scratch, scratch.attended)
+        _finish_layer(weights, layer, h, scratch)
+    _predict(weights, h, scratch, out)

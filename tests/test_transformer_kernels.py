@@ -3,6 +3,7 @@ computation whether a sequence is scored whole (the encoder) or stepped (the dec
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,7 @@ from gencomp.compressor import get_compressor
 from gencomp.container import pack, unpack
 from gencomp.errors import ModelMismatchError, UsageError
 from predictors import transformer_kernels
+from predictors.float32x16 import LANES, load, store
 from predictors.transformer import TransformerConfig, TransformerModel, TransformerPredictor
 from tests.test_transformer import TINY, random_model
 
@@ -95,31 +97,58 @@ def test_scoring_a_whole_sequence_equals_stepping_it_in_any_batch(data: st.DataO
 def test_products_round_every_operation_no_fused_multiply_add() -> None:
     """Each output is ((x0·m0 + x1·m1) + …) with every product and sum rounded to float32:
     what numpy computes one operation at a time. A compiler that fused a multiply and an add
-    would round once less and differ on most of these random values."""
+    would round once less and differ on most of these random values. 6 × 70 outputs: a
+    4-row tile, single rows, and columns past the last 64-column tile."""
     rng = np.random.default_rng(0)
-    rows, columns = 13, 70
-    x = rng.standard_normal(rows).astype(np.float32)
-    matrix = rng.standard_normal((rows, columns)).astype(np.float32)
-    out = np.zeros(columns, np.float32)
-    transformer_kernels._matvec(x, matrix, out, columns)
-    expected = x[0] * matrix[0]
-    for row in range(1, rows):
-        expected = expected + x[row] * matrix[row]
+    rows, depth, columns = 6, 13, 70
+    x = rng.standard_normal((rows, depth)).astype(np.float32)
+    matrix = rng.standard_normal((depth, columns)).astype(np.float32)
+    out = np.zeros((rows, columns), np.float32)
+    transformer_kernels._matmul(x, matrix, out)
+    expected = x[:, :1] * matrix[:1]
+    for k in range(1, depth):
+        expected = expected + x[:, k:k + 1] * matrix[k:k + 1]
     assert expected.dtype == np.float32
     assert np.array_equal(out, expected)
+
+
+@numba.njit
+def scaled_weight_products(weights, values, out):
+    for i in range(0, weights.shape[0], LANES):
+        store(out, i, transformer_kernels._grid_product(load(weights, i), load(values, i)))
+
+
+def test_attention_products_round_as_at_true_scale_where_they_are_subnormal() -> None:
+    """Attention weights are carried 2^WEIGHT_SCALE larger; a weight · value that is
+    subnormal at true scale must still round to the subnormal grid, as numpy's float32
+    product does: the scaled products are exactly 2^WEIGHT_SCALE times numpy's."""
+    rng = np.random.default_rng(1)
+    size = 16 * 4096
+    weights = np.float32(2.0) ** rng.uniform(-125, 0, size).astype(np.float32)
+    weights[: size // 4] = np.float32(2.0**-125)  # the clamp, frequent in sharp heads
+    values = (rng.standard_normal(size) * 10.0 ** rng.uniform(-8, 1, size)).astype(np.float32)
+    values[:64] = [0.0, -0.0] * 32
+    true_products = weights * values
+    subnormal = (true_products != 0) & (np.abs(true_products) < np.finfo(np.float32).tiny)
+    assert subnormal.mean() > 0.2  # the case this is about
+    scale = np.float32(2.0**transformer_kernels.WEIGHT_SCALE)
+    out = np.empty(size, np.float32)
+    scaled_weight_products(weights * scale, values, out)
+    assert np.array_equal(out, true_products.astype(np.float64) * scale)
+    assert np.array_equal(np.signbit(out), np.signbit(true_products))  # zeros' signs too
 
 
 def test_exp_kernel_is_accurate_and_total() -> None:
     x = np.concatenate([-np.geomspace(1e-8, 87.0, 20000), [0.0, -100.0, -1e30]]).astype(
         np.float32)
+    x = np.concatenate([x, np.zeros(-len(x) % LANES, np.float32)])  # whole vectors
     out = np.zeros_like(x)
-    transformer_kernels._exp_nonpositive(x, np.float32(0.0), out, np.zeros(len(x), np.int32),
-                                         len(x))
+    transformer_kernels._exp_nonpositive(x, np.float32(0.0), out, len(x))
     normal = x > -86.0  # exp(-86) ≈ 2^-124: the smallest power the kernel builds
     relative = np.abs(out[normal] / np.exp(x[normal].astype(np.float64)) - 1)
     # The polynomial's error, plus float32 rounding of log2(e) and of x·log2(e).
     assert np.all(relative < 2e-7 + 8e-8 * np.abs(x[normal]))
-    assert out[0] <= 1.0 and out[-3] == 1.0  # exp(0)
+    assert out[0] <= 1.0 and out[20000] == 1.0  # exp(0)
     assert np.all((out[~normal] > 0) & (out[~normal] < 1e-37))
 
 
