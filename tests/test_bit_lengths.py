@@ -92,9 +92,11 @@ DISTANCE_EXTRAS = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9
 ORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
 
 
-def inflate(data: bytes, position: int) -> tuple[bytes, int]:
-    """(decoded bytes, bit just past the final block) of the deflate stream at `position`."""
+def inflate(data: bytes, position: int, ends: list[int] | None = None) -> tuple[bytes, int]:
+    """(decoded bytes, bit just past the final block) of the deflate stream at `position`;
+    `ends` gets, for every output byte, the bit just past the code that outputs it."""
     bits, output = LsbBits(data, position), bytearray()
+    ends = [] if ends is None else ends
     while True:
         final, kind = bits.take(1), bits.take(2)
         if kind == 0:
@@ -102,6 +104,7 @@ def inflate(data: bytes, position: int) -> tuple[bytes, int]:
             length = bits.take(16)
             assert bits.take(16) == length ^ 0xFFFF
             output += data[bits.position // 8:bits.position // 8 + length]
+            ends += range(bits.position + 8, bits.position + 8 * length + 1, 8)
             bits.position += 8 * length
         else:
             if kind == 1:
@@ -129,12 +132,14 @@ def inflate(data: bytes, position: int) -> tuple[bytes, int]:
             while (symbol := read_symbol(bits, literal)) != 256:
                 if symbol < 256:
                     output.append(symbol)
+                    ends.append(bits.position)
                     continue
                 length = LENGTH_BASES[symbol - 257] + bits.take(LENGTH_EXTRAS[symbol - 257])
                 code = read_symbol(bits, distance)
                 back = DISTANCE_BASES[code] + bits.take(DISTANCE_EXTRAS[code])
                 for _ in range(length):
                     output.append(output[-back])
+                ends += [bits.position] * length
         if final:
             return bytes(output), bits.position
 
@@ -172,6 +177,29 @@ def test_png_bits_end_at_the_final_end_of_block_code(inputs: list[bytes]) -> Non
         # The zlib stream's Adler-32 (4 bytes) follows the padded deflate stream.
         assert bits == 8 * len(payload) - (8 * (len(stream) - 4) - end)
         assert 8 * len(payload) - 8 < bits <= 8 * len(payload)
+
+
+def test_png_sampling_layout_counts_the_bits_up_to_the_last_real_pixel(
+        inputs: list[bytes]) -> None:
+    """For sampling, a partial image's exact length is what a decoder reads until it has
+    its last real pixel: checked against the reference inflater's per-byte code ends."""
+    for width in (16, 64):
+        layout = get_compressor("png").for_image(width)
+        for data in inputs[:400]:
+            if len(data) <= width:
+                continue
+            partial = len(data) % width  # the partial last row is completed from above
+            image = data + data[len(data) - width:len(data) - partial] if partial else data
+            payload = layout.compress(image)
+            (idat_start, stream), = [(offset, body) for offset, (kind, body) in
+                                     zip(png.chunk_offsets(payload), png.chunks(payload),
+                                         strict=True) if kind == b"IDAT"]
+            ends: list[int] = []
+            decoded, _ = inflate(stream, 16, ends)
+            last = len(data) - 1  # the last real pixel, behind one filter byte per row
+            filtered = last // width * (width + 1) + 1 + last % width
+            assert decoded == zlib.decompress(stream)
+            assert layout.code_length_bits(data, "bits") == 8 * idat_start + ends[filtered]
 
 
 def flipped(payload: bytes, bit: int) -> bytes:

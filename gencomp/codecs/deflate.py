@@ -401,6 +401,61 @@ def _common_prefix(stream: np.ndarray, position: int, cut: int,
             return block_start, extra_bits, FINAL
 
 
+@_kernel
+def _output_end(stream: np.ndarray, position: int, target: int) -> tuple[int, int]:
+    """Walk a complete stream from bit `position` to the code that outputs its `target`-th
+    byte: (the bit just after that code and its extra bits, FINAL), or CORRUPT."""
+    total_bits = 8 * len(stream)
+    literal_table = np.empty(1 << MAX_CODE_BITS, dtype=np.int32)
+    distance_table = np.empty(1 << MAX_CODE_BITS, dtype=np.int32)
+    scratch = np.empty(1 << 7, dtype=np.int32)
+    literal_lengths = np.zeros(LITERAL_SYMBOLS, dtype=np.int64)
+    distance_lengths = np.zeros(DISTANCE_SYMBOLS, dtype=np.int64)
+    produced = 0
+    while position + 3 <= total_bits:
+        final = _peek(stream, position, 1)
+        block_type = _peek(stream, position + 1, 2)
+        position += 3
+        if block_type == 0:
+            position = (position + 7) & ~7
+            length = _peek(stream, position, 16)
+            position += 32
+            if produced + length >= target:
+                return position + 8 * (target - produced), FINAL
+            position += 8 * length
+            produced += length
+        elif block_type == 3:
+            return position, CORRUPT
+        else:
+            position, literal_longest, distance_longest, outcome = _read_block_code(
+                stream, position, block_type, literal_lengths, distance_lengths,
+                literal_table, distance_table, scratch)
+            if outcome != FINAL:
+                return position, CORRUPT
+            while True:
+                symbol, used = _decode(stream, position, literal_table, literal_longest)
+                if symbol < 0 or symbol > 285 or position + used > total_bits:
+                    return position, CORRUPT
+                position += used
+                if symbol == 256:
+                    break
+                if symbol < 256:
+                    produced += 1
+                else:
+                    extra = LENGTH_EXTRA_BITS[symbol - 257]
+                    produced += LENGTH_BASE[symbol - 257] + _peek(stream, position, extra)
+                    position += extra
+                    symbol, used = _decode(stream, position, distance_table, distance_longest)
+                    if symbol < 0 or symbol > 29:
+                        return position, CORRUPT
+                    position += used + DISTANCE_EXTRA_BITS[symbol]
+                if produced >= target:
+                    return position, FINAL
+        if final:
+            break
+    return position, CORRUPT
+
+
 _NO_SKIP = (np.zeros(LITERAL_SYMBOLS, dtype=np.int64), np.zeros(DISTANCE_SYMBOLS, dtype=np.int64))
 
 
@@ -440,4 +495,14 @@ def final_block_end(stream: bytes, position: int = 0, skip: CommonPrefix | None 
         raise ValueError("deflate stream is truncated (no final block)")
     if outcome == CORRUPT:
         raise ValueError(f"not a deflate stream (bad block at bit {end})")
+    return end
+
+
+def output_end(stream: bytes, position: int, output_bytes: int) -> int:
+    """The bit just after the code (with its extra bits) that outputs byte number
+    `output_bytes` of the complete stream at bit `position`: all a decoder must read to
+    reconstruct the first `output_bytes` bytes. ValueError if the stream is shorter."""
+    end, outcome = _output_end(np.frombuffer(stream, dtype=np.uint8), position, output_bytes)
+    if outcome != FINAL:
+        raise ValueError(f"deflate stream does not output {output_bytes} bytes")
     return end

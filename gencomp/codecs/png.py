@@ -11,8 +11,14 @@ Sampling images (`for_image`). A partly generated image ends in a partial row, w
 PNG file pads with zeros: then appending a 0 costs nothing and every other byte a whole
 byte, and PNG "generates" black. So `PngImageLayout` scores a partial image differently
 from how it writes it: data shorter than a row as a row of its own length, otherwise full
-rows of the image's width with the partial last row completed by the pixels above it
-(which the Up filter codes almost for free, so what is scored is the real pixels).
+rows of the image's width with the partial last row completed by the pixels above it.
+Counted in bytes, that is the completed file's size (the completion is coded almost for
+free by the Up filter). Counted in bits, it is what a decoder reads until it has the last
+real pixel (`streaming_bits`): the completion is not counted at all. That matters: deflate
+codes the completion as one long match, and a candidate equal to the pixel above it joins
+that match for free, so with the whole file counted the sampler copies the row above
+(vertical stripes); counted up to the last real pixel, the candidate pays for the code
+that outputs it, whichever it is.
 
 Units. Exact bits: the zlib stream inside the IDAT chunks is deflate, which ends inside
 its last byte (`gencomp.codecs.deflate` finds where); every other byte of the file
@@ -92,6 +98,23 @@ class PngCompressor(Compressor):
     def for_image(self, width: int) -> PngImageLayout:
         return PngImageLayout(width)
 
+    def streaming_bits(self, image: bytes, prefix: bytes) -> float:
+        """The bits of `image`'s PNG file a decoder reads until it has decoded `prefix`
+        (the first pixels of `image`): the file up to the zlib stream, then the deflate
+        codes up to the one that outputs `prefix`'s last pixel."""
+        payload = self.compress(image)
+        _, columns, _ = self.layout(len(image))
+        last = len(prefix) - 1
+        filtered = last // columns * (columns + 1) + 1 + last % columns + 1  # filter bytes
+        stream, file_offsets = b"", []
+        for offset, (kind, body) in zip(chunk_offsets(payload), chunks(payload), strict=True):
+            if kind == b"IDAT":
+                file_offsets.append((len(stream), offset))
+                stream += body
+        end = deflate.output_end(stream, _ZLIB_HEADER_BITS, filtered)
+        start, offset = max(pair for pair in file_offsets if 8 * pair[0] < end)
+        return float(8 * offset + end - 8 * start)
+
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         if not payload:
             return b""
@@ -133,23 +156,24 @@ class PngImageLayout(PngCompressor):
 
     def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
         if len(data) <= self.width:
-            return PngCompressor(width=max(len(data), 1)).code_length_bits(data, unit)
-        return super().code_length_bits(paeth_completed(data, self.width), unit)
+            layout = PngCompressor(width=max(len(data), 1))
+            return layout.code_length_bits(data, unit) if self.length_unit(unit) == "bytes" \
+                else layout.streaming_bits(data, data)
+        partial = len(data) % self.width
+        completed = data + data[len(data) - self.width:len(data) - partial] if partial else data
+        if self.length_unit(unit) == "bytes":
+            return super().code_length_bits(completed, unit)
+        return self.streaming_bits(completed, data)
 
 
-def paeth_completed(data: bytes, width: int) -> bytes:
-    """`data` (longer than a row) with its partial last row completed by PNG's Paeth
-    predictor: each missing pixel is the prediction from its left, upper and upper-left
-    neighbours, which the Paeth filter codes as zeros."""
-    completed = bytearray(data)
-    for position in range(len(data), -(-len(data) // width) * width):
-        left, above, upper_left = (completed[position - 1], completed[position - width],
-                                   completed[position - width - 1])
-        estimate = left + above - upper_left
-        distances = abs(estimate - left), abs(estimate - above), abs(estimate - upper_left)
-        completed.append(left if distances[0] <= min(distances[1:]) else
-                         above if distances[1] <= distances[2] else upper_left)
-    return bytes(completed)
+def chunk_offsets(payload: bytes) -> list[int]:
+    """Where each chunk's data starts in a PNG file we wrote."""
+    found, position = [], len(_SIGNATURE)
+    while position + _CHUNK_HEAD.size <= len(payload):
+        length, _ = _CHUNK_HEAD.unpack_from(payload, position)
+        found.append(position + _CHUNK_HEAD.size)
+        position += _CHUNK_HEAD.size + length + _CHUNK_CRC.size
+    return found
 
 
 def chunks(payload: bytes) -> list[tuple[bytes, bytes]]:
