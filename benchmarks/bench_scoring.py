@@ -1,6 +1,6 @@
 """Time to score the 256 next-byte candidates: fast `continuation_bits` vs recompression.
 
-    python benchmarks/bench_scoring.py [--codecs gzip,zstd,...] [--repeats 5]
+    python benchmarks/bench_scoring.py [--codecs gzip,zstd,...] [--repeats 5] [--unit bits]
 
 Contexts are the first 2 KB, 32 KB and 128 KB of enwik8. Both paths run in the same
 process, interleaved, and must give identical numbers. Each is timed as the best of its
@@ -8,7 +8,9 @@ runs, and each gets the same budget: at least `--repeats` runs and `--seconds` o
 so the fast path is not judged on fewer samples of a noisy machine than the slow one.
 Wall time is what counts (the fast paths use threads); CPU time (all threads) is shown beside it
 because on a loaded machine it is the steadier measure of the work done.
-Targets for gzip (wall time): ≥ 10× at 32 KB, ≥ 50× at 128 KB.
+Targets for gzip (wall time): ≥ 10× at 32 KB, ≥ 50× at 128 KB. `--unit` counts code
+lengths in bytes (the default) or exact bits (benchmarks/bench_bit_exact.py compares the
+two units' costs).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--text-file", type=Path, default=None)
+    parser.add_argument("--unit", default="bytes", choices=["bytes", "bits"])
     arguments = parser.parse_args()
     text_file = locate("text", DataLocations(paths={"text": arguments.text_file}))
     text = text_file.read_bytes()[: max(CONTEXT_SIZES.values())]
@@ -69,8 +72,9 @@ def main() -> None:
         compressor = get_compressor(name)
         for label, size in CONTEXT_SIZES.items():
             context = text[:size]
-            fast = Timing(compressor.continuation_bits, context, SINGLE_BYTES)
-            slow = Timing(Compressor.continuation_bits, compressor, context, SINGLE_BYTES)
+            fast = Timing(compressor.continuation_bits, context, SINGLE_BYTES, arguments.unit)
+            slow = Timing(Compressor.continuation_bits, compressor, context, SINGLE_BYTES,
+                          arguments.unit)
             budget = arguments.repeats, arguments.seconds
             while fast.needs_more(*budget) or slow.needs_more(*budget):
                 for timing in (fast, slow):

@@ -37,7 +37,6 @@ import brotli
 import numpy as np
 import zstandard
 
-from gencomp.codecs import deflate
 from gencomp.compressor import Compressor, check_int_range, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 
@@ -150,6 +149,7 @@ class GzipCompressor(ByteStreamCompressor):
 
     def payload_bits(self, payload: bytes) -> float:
         """The header, the deflate stream up to its final end-of-block code, the trailer."""
+        from gencomp.codecs import deflate  # numba kernels: loaded on the first exact count
         if payload[3] != 0:
             raise ValueError("gzip: expected zlib's header without optional fields")
         end = deflate.final_block_end(payload, self.HEADER_BITS)
@@ -188,6 +188,8 @@ class GzipCompressor(ByteStreamCompressor):
             def length(candidate: bytes) -> float:
                 return 8.0 * (len(head) + len(finish(candidate)))
         else:
+            from gencomp.codecs import deflate  # numba kernels: loaded on the first exact count
+
             shared = deflate.common_prefix(head + finish(b""), self.HEADER_BITS, len(context))
             # Walk from the byte holding the block's first bit (it may lie in the finish).
             kept = min(shared.block_start >> 3, len(head))

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from gencomp.codecs import flac_frames
 from gencomp.compressor import Compressor, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 
@@ -71,6 +70,7 @@ class FlacCompressor(Compressor):
 
     def payload_bits(self, payload: bytes) -> float:
         """The file less the zero bits that pad each frame before its CRC-16."""
+        from gencomp.codecs import flac_frames  # numba kernels: loaded on the first exact count
         if not payload:
             return 0.0
         position = len(_MAGIC)

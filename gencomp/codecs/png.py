@@ -35,7 +35,6 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from gencomp.codecs import deflate
 from gencomp.compressor import Compressor, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 from gencomp.preprocessing import closest_factors
@@ -87,6 +86,7 @@ class PngCompressor(Compressor):
     def payload_bits(self, payload: bytes) -> float:
         """The file less the zero bits after the final end-of-block code of its deflate
         stream."""
+        from gencomp.codecs import deflate  # numba kernels: loaded on the first exact count
         if not payload:
             return 0.0
         stream = b"".join(data for chunk_type, data in chunks(payload) if chunk_type == b"IDAT")
@@ -102,6 +102,7 @@ class PngCompressor(Compressor):
         """The bits of `image`'s PNG file a decoder reads until it has decoded `prefix`
         (the first pixels of `image`): the file up to the zlib stream, then the deflate
         codes up to the one that outputs `prefix`'s last pixel."""
+        from gencomp.codecs import deflate  # numba kernels: loaded on the first exact count
         payload = self.compress(image)
         _, columns, _ = self.layout(len(image))
         last = len(prefix) - 1
