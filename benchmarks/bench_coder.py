@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from gencomp import arithmetic  # noqa: E402
-from predictors.cm import ContextMixingPredictor  # noqa: E402
+from predictors.cm import ContextMixingPredictor, table_bits_for  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ENWIK8 = REPO.parent / "shared" / "data" / "text" / "enwik8_first_4154400_bytes"
@@ -130,7 +130,7 @@ def model_probabilities(data: bytes, keep: int) -> tuple[float, int, int, np.nda
 
     Returns (ideal bits, one-stream bits, per-chunk-stream bits, and the first `keep`
     symbols with their rows, for the speed comparison)."""
-    predictor = ContextMixingPredictor()
+    predictor = ContextMixingPredictor(table_bits_for(CHUNK_SIZE))  # as cm sizes a chunk
     one_stream = arithmetic.Encoder()
     log2_terms, chunk_bits = [], 0
     kept_symbols, kept_rows = [], []

@@ -79,13 +79,15 @@ class CompressorChoice:
         return json.loads(self.params_json)
 
 
-def choose_compressors(names: str | None, params: dict[str, dict[str, Any]] | None = None
-                       ) -> tuple[CompressorChoice, ...]:
+def choose_compressors(names: str | None, params: dict[str, dict[str, Any]] | None = None,
+                       chunk_size: int = CHUNK_SIZE) -> tuple[CompressorChoice, ...]:
     """'gzip,lzma2' → those; None → every classical codec; 'all' → also the models (the
     paper's compressors first, in the order of its Table 1).
 
-    `params` maps a compressor name to its parameters. Every choice is built once here, so
-    a bad name or parameter fails before any work starts."""
+    `params` maps a compressor name to its parameters. A model compressor codes the
+    paper's independent chunks of `chunk_size` bytes unless its parameters say otherwise
+    (as files, models stream by default). Every choice is built once here, so a bad name
+    or parameter fails before any work starts."""
     specs = {spec.name: spec for spec in compressor_specs()}
     ordered = [*(name for name in PAPER_COMPRESSORS if name in specs),
                *(name for name in specs if name not in PAPER_COMPRESSORS)]
@@ -105,6 +107,8 @@ def choose_compressors(names: str | None, params: dict[str, dict[str, Any]] | No
     for name in chosen:
         if name in specs and "device" in specs[name].defaults:
             params.setdefault(name, {}).setdefault("device", "auto")  # the worker's GPU if any
+        if name in specs and specs[name].is_model:
+            params.setdefault(name, {}).setdefault("chunk_size", chunk_size)
         get_compressor(name, **params.get(name, {}))  # validates name and parameters
         choices.append(CompressorChoice(name, json.dumps(params.get(name, {}), sort_keys=True),
                                         specs[name].is_model))

@@ -1,66 +1,203 @@
-"""The context-mixing predictor: valid distributions, exact and independent sequences,
-online learning, and better than gzip on chunked text."""
+"""`cm`, the context-mixing compressor: exact round trips in both modes, payloads that are
+the same on every run (and machine), whole-byte distributions that are exactly the ones
+coding uses, independent chunks in the paper's mode, damaged payloads refused, and the
+first cm model's files still decoded."""
 
 from __future__ import annotations
 
-import gzip
+import bz2
+import lzma
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-import gencomp.codecs.predictive  # noqa: F401  (registers "cm")
 from gencomp import get_compressor
-from gencomp.errors import UsageError
-from predictors.cm import SQUASH, STRETCH, ContextMixingPredictor
+from gencomp.codecs.predictive import ContextMixingCompressor, parse_payload
+from gencomp.container import unpack
+from gencomp.errors import ContainerError, ModelMismatchError, TruncatedError, UsageError
+from predictors.cm import ContextMixingPredictor, table_bits_for
+from predictors.cm_kernels import SQUASH, STRETCH
+
+DATA = Path(__file__).parent / "data"
 
 
-def code_lengths(predictor: ContextMixingPredictor, sequences: list[bytes]) -> list[float]:
-    return [float(-log2_probs.sum()) for log2_probs in predictor.symbol_log2_probs(sequences)]
+def synthetic_input() -> bytes:
+    """Text and binary, generated the same way everywhere (numpy's PCG64 streams are
+    fixed), so that its payload can be pinned."""
+    text = b"".join(f"{i}: context mixing learns {i * i % 97} from {i % 7}.\n".encode()
+                    for i in range(120))
+    return text + np.random.default_rng(7).bytes(500) + text[:1000]
 
 
-def test_distributions_are_valid() -> None:
-    predictor = ContextMixingPredictor()
-    state, probabilities = predictor.start(3)
-    for symbols in ([0, 65, 255], [10, 10, 10], [200, 0, 1]):
-        assert probabilities.shape == (3, 256) and probabilities.dtype == np.float64
-        assert np.all(probabilities > 0)
-        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=0, atol=1e-12)
-        probabilities = predictor.step(state, np.array(symbols, dtype=np.uint8))
+@pytest.fixture(scope="module")
+def samples(data_dir: Path, enwik8_megabyte: bytes) -> dict[str, bytes]:
+    canterbury = data_dir / "text" / "canterbury"
+    return {
+        "empty": b"",
+        "one byte": b"\x7f",
+        "random": np.random.default_rng(0).bytes(3000),
+        "text": enwik8_megabyte[:20000],
+        "spreadsheet": (canterbury / "kennedy.xls").read_bytes()[:20000],
+        "fax image": (canterbury / "ptt5").read_bytes()[:20000],
+    }
 
 
-def test_sequences_in_a_batch_do_not_interact(enwik8_megabyte: bytes) -> None:
-    """A sequence gets bit-identical probabilities alone or batched with others (and in any
-    row): chunks are independent, and the decoder may group them as the encoder did."""
-    texts = [enwik8_megabyte[start:start + 300] for start in (0, 5000, 90000)]
-    predictor = ContextMixingPredictor()
-    batched = predictor.symbol_log2_probs(texts)
-    reversed_batch = predictor.symbol_log2_probs(texts[::-1])[::-1]
-    for text, together, reordered in zip(texts, batched, reversed_batch, strict=True):
-        alone = predictor.symbol_log2_probs([text])[0]
-        assert np.array_equal(alone, together) and np.array_equal(alone, reordered)
+@pytest.mark.parametrize("chunk_size", [None, 2048])
+@pytest.mark.parametrize("name", ["empty", "one byte", "random", "text", "spreadsheet",
+                                  "fax image"])
+def test_round_trips(samples: dict[str, bytes], name: str, chunk_size: int | None) -> None:
+    compressor = get_compressor("cm", chunk_size=chunk_size)
+    data = samples[name]
+    payload = compressor.compress(data)
+    assert compressor.decompress(payload) == data
+    if name == "random":
+        assert len(payload) < 1.01 * len(data) + 64
+    elif len(data) > 1000:  # (the paper's chunks hold less to learn from)
+        assert len(payload) < (0.35 if chunk_size is None else 0.5) * len(data)
+
+
+def test_streaming_beats_xz_and_bzip2_on_text(enwik8_megabyte: bytes) -> None:
+    data = enwik8_megabyte[:60000]
+    cm = len(get_compressor("cm").compress(data))
+    assert cm < 0.95 * min(len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)),
+                           len(bz2.compress(data, 9)))
+
+
+def test_payloads_are_pinned() -> None:
+    """The same bytes on every run and machine: integers only. The pinned payload was made
+    by this model; if the arithmetic changes, ALGORITHM_VERSION must change with it."""
+    data = synthetic_input()
+    pinned = (DATA / "cm_algorithm2.payload").read_bytes()
+    assert get_compressor("cm").compress(data) == pinned
+    assert get_compressor("cm").decompress(pinned) == data
+
+
+def test_distributions_are_the_coded_probabilities(samples: dict[str, bytes]) -> None:
+    """The 256 byte probabilities the predictor gives before each byte (255 node
+    evaluations) are exactly the products of the bit probabilities coding uses."""
+    predictor = ContextMixingPredictor(table_bits_for(4096))
+    for name in ("text", "spreadsheet", "fax image"):
+        data = samples[name][:1500]
+        rows = predictor.sequence_distributions(data)
+        np.testing.assert_allclose(rows.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+        assert np.all(rows > 0)
+        chosen = np.log2(rows[np.arange(len(data)), np.frombuffer(data, dtype=np.uint8)])
+        np.testing.assert_allclose(chosen, -predictor.code_lengths(data), rtol=0, atol=1e-9)
+        state, _ = predictor.start(2)
+        primed = predictor.prime(state, np.frombuffer(data[:700], dtype=np.uint8)[None]
+                                 .repeat(2, axis=0))
+        assert np.array_equal(primed[0], rows[700]) and np.array_equal(primed[1], rows[700])
+
+
+def test_chunked_mode_codes_each_chunk_alone(samples: dict[str, bytes]) -> None:
+    """The paper's mode: every 2048-byte chunk is coded from a fresh model, so its stream
+    and code length are those of the chunk compressed by itself."""
+    data = samples["text"][:5000]
+    compressor = get_compressor("cm", chunk_size=2048)
+    _, streams = parse_payload(compressor.compress(data), "cm", len(data), 1)
+    chunks = [data[start:start + 2048] for start in range(0, len(data), 2048)]
+    alone = [parse_payload(compressor.compress(chunk), "cm", len(chunk), 1)[1][0]
+             for chunk in chunks]
+    assert streams == alone and len(streams) == 3
+    assert compressor.code_length_bits(data) == pytest.approx(
+        sum(compressor.code_length_bits(chunk) for chunk in chunks), rel=1e-12)
+    streaming = get_compressor("cm").code_length_bits(data)
+    assert streaming < 0.95 * compressor.code_length_bits(data)  # it learns across chunks
+
+
+def test_code_length_is_the_payload_without_its_framing(samples: dict[str, bytes]) -> None:
+    data = samples["text"][:6000]
+    compressor = get_compressor("cm")
+    payload = compressor.compress(data)
+    header, [stream] = parse_payload(payload, "cm", len(data), 1)
+    assert len(payload) - len(stream) <= 36  # the framing of a 6 KB file
+    ideal = compressor.code_length_bits(data) / 8
+    assert ideal - 4 <= len(stream) <= ideal * 1.002 + 4  # 12-bit arithmetic, a last byte
+    assert header.length == len(data) and header.chunk_size is None
+
+
+@pytest.mark.parametrize("chunk_size", [None, 64])
+@pytest.mark.parametrize("context_length", [0, 40, 64, 150])
+def test_continuation_bits_equal_code_length_differences(samples: dict[str, bytes],
+                                                         chunk_size: int | None,
+                                                         context_length: int) -> None:
+    compressor = get_compressor("cm", chunk_size=chunk_size)
+    context = samples["text"][:context_length]
+    base = compressor.code_length_bits(context)
+    for candidates in ([b"e", b" ", b"\x00", b"\xff"], [b"ab", b"the quick brown fox " * 5]):
+        fast = compressor.continuation_bits(context, candidates)
+        slow = [compressor.code_length_bits(context + candidate) - base
+                for candidate in candidates]
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
+
+
+def test_damage_is_detected(samples: dict[str, bytes]) -> None:
+    """A flipped bit anywhere (header, sizes, coded bytes), a cut or an extra byte raises
+    a ContainerError: never wrong bytes."""
+    data = samples["text"][:3000]
+    compressor = get_compressor("cm", chunk_size=1024)
+    payload = compressor.compress(data)
+    rng = np.random.default_rng(0)
+    positions = sorted(set(range(0, 40)) | set(rng.integers(0, len(payload), 40).tolist()))
+    refused = 0
+    for position in positions:
+        damaged = bytearray(payload)
+        damaged[position] ^= 1 << int(rng.integers(8))
+        try:  # a flip in a stream's last bits may change nothing decoded
+            assert compressor.decompress(bytes(damaged)) == data
+        except ContainerError:
+            refused += 1
+    assert refused >= len(positions) - 2
+    for length in (0, 3, 10, 20, len(payload) // 2, len(payload) - 1):
+        with pytest.raises(ContainerError):
+            compressor.decompress(payload[:length])
+    with pytest.raises(TruncatedError):
+        compressor.decompress(payload[:10])
+    with pytest.raises(ContainerError):
+        compressor.decompress(payload + b"\0")
+
+
+def test_other_settings_are_refused(samples: dict[str, bytes]) -> None:
+    payload = get_compressor("cm", chunk_size=2048).compress(samples["text"][:100])
+    damaged = bytearray(payload)
+    damaged[9] ^= 0xFF  # inside the fingerprint: another model's payload
+    with pytest.raises(ModelMismatchError):
+        get_compressor("cm").decompress(bytes(damaged))
+    with pytest.raises(ModelMismatchError, match="fingerprint"):
+        get_compressor("cm", fingerprint="0123456789abcdef")
+
+
+def test_first_models_files_still_decode() -> None:
+    """Containers whose payloads the first cm model made (`predictors.cm_legacy`)."""
+    text = b"".join(f"{i}: version 1 containers must still decode, byte for byte.\n".encode()
+                    for i in range(60))
+    assert unpack((DATA / "v1_cm.gcz").read_bytes()) == text
+    text = b"".join(f"{i}: version 2 containers record only what decoding needs.\n".encode()
+                    for i in range(60))
+    assert unpack((DATA / "v2_cm.gcz").read_bytes()) == text
+
+
+def test_workers_give_the_same_bytes(samples: dict[str, bytes]) -> None:
+    data = samples["text"][:9000]
+    one = get_compressor("cm", chunk_size=4096)
+    two = get_compressor("cm", chunk_size=4096, workers=2)
+    payload = one.compress(data)
+    assert two.compress(data) == payload and two.decompress(payload) == data
+    assert "workers" not in two.params
 
 
 def test_learns_online() -> None:
     text = b"context mixing learns from the bytes it has already seen. "
-    predictor = ContextMixingPredictor()
-    log2_probs = predictor.symbol_log2_probs([text * 4])[0]
-    first, last = -log2_probs[: len(text)].sum(), -log2_probs[-len(text):].sum()
-    assert last < 0.15 * first
+    costs = ContextMixingPredictor(table_bits_for(1024)).code_lengths(text * 4)
+    assert costs[-len(text):].sum() < 0.1 * costs[:len(text)].sum()
 
 
-def test_beats_gzip_on_chunked_text(enwik8_megabyte: bytes) -> None:
-    """The paper's setting: independent 2048-byte chunks, gzip's header counted once."""
-    chunks = [enwik8_megabyte[start:start + 2048] for start in range(0, 4 * 2048, 2048)]
-    gzip_bytes = (sum(len(gzip.compress(chunk, 9, mtime=0)) for chunk in chunks)
-                  - (len(chunks) - 1) * len(gzip.compress(b"\0", 9, mtime=0)))
-    cm_bits = sum(code_lengths(ContextMixingPredictor(), chunks))
-    assert cm_bits / 8 < 0.92 * gzip_bytes
-
-
-def test_random_bytes_cost_about_eight_bits() -> None:
-    data = np.random.default_rng(3).bytes(1500)
-    bits_per_byte = code_lengths(ContextMixingPredictor(), [data])[0] / len(data)
-    assert 7.9 < bits_per_byte < 8.12
+def test_model_size_follows_the_chunk() -> None:
+    small, stream = ContextMixingCompressor(2048), ContextMixingCompressor()
+    assert small.predictor.memory_bytes < 2 << 20 < 128 << 20 < stream.predictor.memory_bytes
+    assert stream.predictor.memory_bytes < 256 << 20
+    assert small.predictor.fingerprint != stream.predictor.fingerprint
 
 
 def test_fixed_point_logistic_tables() -> None:
@@ -71,16 +208,8 @@ def test_fixed_point_logistic_tables() -> None:
     assert np.all(np.abs(roundtrip - probabilities) <= 4)
 
 
-def test_config_and_fingerprint() -> None:
-    predictor = ContextMixingPredictor(order=3)
-    assert predictor.config == {"order": 3, "table_bits": 13}
-    assert predictor.num_parameters == 0
-    assert predictor.fingerprint == ContextMixingPredictor(order=3).fingerprint
-    assert predictor.fingerprint != ContextMixingPredictor(order=4).fingerprint
-
-
-@pytest.mark.parametrize("bad", [{"order": -1}, {"order": 8}, {"order": "4"},
-                                 {"table_bits": 3}])
+@pytest.mark.parametrize("bad", [{"chunk_size": 0}, {"chunk_size": "4"}, {"workers": 0},
+                                 {"order": 8}, {"table_bits": 3}])
 def test_bad_settings_are_usage_errors(bad: dict) -> None:
     with pytest.raises(UsageError):
         get_compressor("cm", **bad)

@@ -1,35 +1,53 @@
 """Model compressors: a next-byte predictor plus an arithmetic coder (the paper's Sec. 2).
 
-Data is cut into independent chunks (2048 bytes, as in the paper) and the predictor runs
-on groups of `batch_size` chunks as one batch. Encoder, decoder and `code_length_bits` all
-walk a group through the same `start` / `step` calls with the same inputs, so they see the
-same probabilities bit for bit: the decoder steps exactly the groups the encoder stepped
-(their size is in the payload), and a last chunk shorter than the others is padded with
-zero bytes past its end on both sides.
+Two ways to cut the data, one computation each way for the encoder, the decoder and
+`code_length_bits`, so that they see the same probabilities bit for bit:
 
-Payload (integers little-endian; "varint" is unsigned LEB128):
+- **Chunked** (`chunk_size` 2048, the paper's evaluation, what `compress-bench` measures):
+  independent chunks, each coded from a fresh model.
+- **Streaming** (`chunk_size` None, the default for files): the whole input is one chunk,
+  or large chunks that only exist so that workers can share them. A model that learns
+  online (`cm`) learns across the whole chunk; a model with a bounded context (the
+  Transformer) slides over it in windows of its context length that overlap: each window
+  after the first codes the next `stride` bytes after the context_length − stride bytes
+  before them (with stride 1024 and a 2048-byte context, every byte is coded after at
+  least 1024 bytes of context).
+
+`PredictiveCompressor` codes a predictor's 256-way distributions with the range coder
+(`gencomp.arithmetic`); chunks are stepped in groups of `batch_size` as one batch, and a
+decoder steps exactly the groups the encoder stepped (their size is in the payload); a
+last chunk shorter than the others is padded with zeros past its end on both sides. A
+`batch_independent` predictor (the Transformer's CPU kernels) needs no batch at all: the
+encoder scores each window whole (`sequence_distributions`, bit-identical to stepping
+it), the decoder steps it. `ContextMixingCompressor` (`cm`) codes its model's bits with
+a binary arithmetic coder instead (`gencomp.codecs.cm_coder`).
+
+Payload, version 2 (written; "varint" is unsigned LEB128, `gencomp.varints`):
 
     magic "GCP"     3 bytes
-    version         1 byte   (1)
-    chunk_size      u32
-    group_size      u32      chunks stepped together
-    length          u64      bytes of original data
+    version         1 byte   (2)
+    length          varint   bytes of original data
+    chunk_size      varint   0: the whole input is one chunk
+    group_size      varint   chunks stepped together
+    stride          varint   bytes each later window of a chunk codes (0: no windows)
+    fingerprint     8 bytes  the first 64 bits of the predictor's digest (its config and
+                             weights): a payload decodes only with the same model
     predictor       u8 length + UTF-8 name
-    fingerprint     u8 length + ASCII digest of the predictor's config and weights
     crc32           u32      of all the above followed by the original data: damage that
                              still decodes (to other bytes, or under other settings) is caught
-    word counts     one varint per chunk: the length of its coded stream in 32-bit words
-    streams         each chunk's range-coder words (u32), one after the other
+    stream sizes    a varint per chunk: its coded stream's length (32-bit words of the
+                    range coder; bytes of the binary coder)
+    streams         each chunk's coded stream, one after the other
 
-A chunk's stream is complete in itself, so chunks decode independently, and groups can be
-coded in separate processes (`workers`): each group is the same batch there, so the bytes
-do not depend on the number of workers. A `batch_independent` predictor (the Transformer's
-CPU kernels) needs no batch at all: the encoder scores each chunk whole
-(`sequence_distributions`, bit-identical to stepping it), the decoder steps one chunk at a
-time, whose model state then stays in the CPU's cache, and workers are threads. The decoder
-refuses a payload from another predictor or other weights (ModelMismatchError) and never
-trusts a declared size before checking it against the caller's limit and the payload's
-own length.
+A 6 KB file thus pays 26 bytes of framing with `cm`, 36 with the Transformer (its name
+is longer). Version 1 (fixed-width sizes, the full fingerprint as text) is still read.
+
+A chunk's stream is complete in itself, so chunks decode independently and can be coded
+by several workers at once: groups of chunks in processes, or single chunks in threads
+for predictors whose kernels release the GIL (the bytes do not depend on the number of
+workers). The decoder refuses a payload from another predictor or other weights
+(ModelMismatchError) and never trusts a declared size before checking it against the
+caller's limit and the payload's own length.
 """
 
 from __future__ import annotations
@@ -43,7 +61,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gencomp import arithmetic
+from gencomp import arithmetic, varints
 from gencomp.compressor import (
     Compressor,
     available_compressors,
@@ -64,15 +82,22 @@ from gencomp.processes import map_in_order
 from predictors.base import Predictor
 
 MAGIC = b"GCP"
-VERSION = 1
+VERSION = 2
 DEFAULT_CHUNK_SIZE = CHUNK_SIZE
 DEFAULT_BATCH_SIZE = 64
-MAX_CHUNK_SIZE = 1 << 20
+#: Bytes one chunk may hold (a streaming chunk is held in memory while it is coded).
+MAX_CHUNK_SIZE = 1 << 32
+#: Version 1 payloads declared at most this (their chunks were the paper's).
+MAX_CHUNK_SIZE_V1 = 1 << 20
 #: Bounds the memory a payload can make the decoder allocate for one batch.
 MAX_BATCH_SIZE = 256
 MAX_WORKERS = 256
 #: Encoder rows buffered per chunk before they are handed to the coder in one call.
 ENCODE_BLOCK = 64
+#: Bytes of the predictor's fingerprint a version-2 payload records.
+FINGERPRINT_BYTES = 8
+#: The Transformer's default stride when streaming: half its context.
+DEFAULT_STRIDE = 1024
 
 #: When set, told (chunks coded, chunks in all) as each job of `compress` or `decompress`
 #: finishes: `gencomp compress` draws its bar with it. A context variable, so that coding
@@ -80,197 +105,211 @@ ENCODE_BLOCK = 64
 coding_progress: ContextVar[Callable[[int, int], None] | None] = ContextVar(
     "coding_progress", default=None)
 
-_FIXED = struct.Struct("<3sBIIQ")
+_FIXED_V1 = struct.Struct("<3sBIIQ")
 _CRC = struct.Struct("<I")
 
 
-class ParsedPayload(NamedTuple):
-    chunk_size: int
-    group_size: int
+# --- payload framing (both model compressors) --------------------------------------------
+
+
+class PayloadHeader(NamedTuple):
+    """What a payload says about itself."""
+
+    version: int
     length: int
-    header_crc: int        # CRC-32 of the header, to be continued over the decoded data
-    crc: int               # the recorded CRC-32 of header and data
-    streams: list[np.ndarray]
+    chunk_size: int | None  # None: the whole input is one chunk
+    group_size: int
+    stride: int | None      # None: no windows
+    fingerprint: str        # hex digits: the whole digest (version 1) or its first 16
+    name: str
+    header_crc: int         # CRC-32 of the header, to be continued over the decoded data
+    crc: int                # the recorded CRC-32 of header and data
 
 
-class PredictiveCompressor(Compressor):
-    """A predictor turned into a lossless compressor by arithmetic coding.
+def chunk_lengths(length: int, chunk_size: int | None) -> list[int]:
+    """The lengths of the chunks `length` bytes are cut into."""
+    if chunk_size is None:
+        return [length] if length else []
+    return [min(chunk_size, length - start) for start in range(0, length, chunk_size)]
 
-    `name` and `predictor_params` are what the registry needs to rebuild it
-    (`get_compressor(name, **params)`); they default to the predictor's name and config.
-    Passing `fingerprint` (as a container does) checks that the predictor is the model the
-    data was compressed with. `workers` > 1 codes that many jobs at once: groups of
-    `batch_size` chunks in processes that each rebuild the compressor from the registry,
-    or, for a `batch_independent` predictor, single chunks in threads sharing this one. It
-    is not a parameter of the bytes, so it is not in `params`.
-    """
 
-    def __init__(self, predictor: Predictor, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 batch_size: int = DEFAULT_BATCH_SIZE, name: str | None = None,
-                 predictor_params: dict[str, Any] | None = None,
-                 fingerprint: str | None = None, workers: int = 1) -> None:
-        self.predictor = predictor
-        self.chunk_size = check_int_range(chunk_size, 1, MAX_CHUNK_SIZE, "chunk_size")
-        self.batch_size = check_int_range(batch_size, 1, MAX_BATCH_SIZE, "batch_size")
-        self.workers = check_int_range(workers, 1, MAX_WORKERS, "workers")
-        if predictor.context_length is not None and self.chunk_size > predictor.context_length:
-            raise ValueError(f"chunk_size {chunk_size} is longer than the model's context of "
-                             f"{predictor.context_length} bytes")
-        self.name = name or predictor.name
-        self.predictor_params = dict(predictor.config if predictor_params is None
-                                     else predictor_params)
-        if self.workers > 1 and self.name not in available_compressors():
-            raise ValueError(f"workers > 1 needs a registered compressor, and {self.name!r} "
-                             "is not one")
-        if fingerprint is not None and fingerprint != predictor.fingerprint:
-            raise ModelMismatchError(
-                f"{self.name}: data was compressed with model fingerprint {fingerprint}, but "
-                f"the loaded model has {predictor.fingerprint} (other weights or settings)")
+def pack_payload(predictor: Predictor, data: bytes, chunk_size: int | None, group_size: int,
+                 stride: int | None, streams: Sequence[bytes], unit: int) -> bytes:
+    """A version-2 payload of `data` coded as `streams`, one per chunk, whose sizes are
+    recorded in `unit`s of bytes (4: the range coder's words)."""
+    name = predictor.name.encode("utf-8")
+    header = b"".join([MAGIC, bytes([VERSION]), varints.encode(len(data)),
+                       varints.encode(chunk_size or 0), varints.encode(group_size),
+                       varints.encode(stride or 0), _fingerprint_bytes(predictor.fingerprint),
+                       bytes([len(name)]), name])
+    sizes = b"".join(varints.encode(len(stream) // unit) for stream in streams)
+    return b"".join([header, _CRC.pack(zlib.crc32(data, zlib.crc32(header))), sizes, *streams])
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**self.predictor_params, "chunk_size": self.chunk_size,
-                "batch_size": self.batch_size, "fingerprint": self.predictor.fingerprint}
+
+def parse_payload(payload: bytes, owner: str, limit: int, unit: int
+                  ) -> tuple[PayloadHeader, list[bytes]]:
+    """Check a payload's framing and declared sizes (against `limit` and its own length);
+    return its header and its chunks' streams."""
+    if len(payload) < len(MAGIC) + 1:
+        raise TruncatedError(f"{owner}: payload is truncated (no header)")
+    if payload[:len(MAGIC)] != MAGIC:
+        raise CorruptPayloadError(f"{owner}: not a model-coded payload (bad magic)")
+    version = payload[len(MAGIC)]
+    if version == 1:
+        return _parse_version1(payload, owner, limit)
+    if version != VERSION:
+        raise CorruptPayloadError(f"{owner}: unsupported payload version {version}")
+    what = f"{owner}: payload header"
+    offset = len(MAGIC) + 1
+    fields = []
+    for _ in range(4):  # length, chunk size, group size, stride
+        value, offset = varints.decode(payload, offset, what)
+        fields.append(value)
+    length, chunk_size, group_size, stride = fields
+    if length > limit:
+        raise SizeLimitError(f"{owner}: payload declares {length} bytes, over the limit of "
+                             f"{limit}")
+    if chunk_size > MAX_CHUNK_SIZE or stride > MAX_CHUNK_SIZE \
+            or not 1 <= group_size <= MAX_BATCH_SIZE:
+        raise CorruptPayloadError(f"{owner}: payload declares chunk size {chunk_size}, group "
+                                  f"size {group_size} and stride {stride}, out of range")
+    if offset + FINGERPRINT_BYTES > len(payload):
+        raise TruncatedError(f"{what} is truncated")
+    fingerprint = payload[offset:offset + FINGERPRINT_BYTES].hex()
+    name, offset = _short_string(payload, offset + FINGERPRINT_BYTES, owner)
+    if offset + _CRC.size > len(payload):
+        raise TruncatedError(f"{what} is truncated")
+    header_crc = zlib.crc32(payload[:offset])
+    (crc,) = _CRC.unpack_from(payload, offset)
+    offset += _CRC.size
+    num_chunks = (1 if length else 0) if chunk_size == 0 else -(-length // chunk_size)
+    if num_chunks > len(payload) - offset:  # every size takes a byte at least
+        raise TruncatedError(f"{owner}: payload is truncated (declares {num_chunks} chunks)")
+    sizes = []
+    for _ in range(num_chunks):
+        size, offset = varints.decode(payload, offset, f"{owner}: payload's stream sizes",
+                                      max_bits=40)
+        sizes.append(size * unit)
+    expected = offset + sum(sizes)
+    if len(payload) < expected:
+        raise TruncatedError(f"{owner}: payload is truncated ({len(payload)} of {expected} "
+                             "bytes)")
+    if len(payload) > expected:
+        raise CorruptPayloadError(f"{owner}: {len(payload) - expected} unexpected bytes "
+                                  "after the payload")
+    streams = []
+    for size in sizes:
+        streams.append(payload[offset:offset + size])
+        offset += size
+    header = PayloadHeader(version, length, chunk_size or None, group_size, stride or None,
+                           fingerprint, name, header_crc, crc)
+    return header, streams
+
+
+def _parse_version1(payload: bytes, owner: str, limit: int) -> tuple[PayloadHeader, list[bytes]]:
+    """Version 1: fixed-width sizes, the fingerprint in full, every stream's word count."""
+    if len(payload) < _FIXED_V1.size:
+        raise TruncatedError(f"{owner}: payload is truncated (no header)")
+    _, version, chunk_size, group_size, length = _FIXED_V1.unpack_from(payload)
+    if not 1 <= chunk_size <= MAX_CHUNK_SIZE_V1 or not 1 <= group_size <= MAX_BATCH_SIZE:
+        raise CorruptPayloadError(f"{owner}: payload declares chunk size {chunk_size} and "
+                                  f"group size {group_size}, out of range")
+    if length > limit:
+        raise SizeLimitError(f"{owner}: payload declares {length} bytes, over the limit of "
+                             f"{limit}")
+    name, offset = _short_string(payload, _FIXED_V1.size, owner)
+    fingerprint, offset = _short_string(payload, offset, owner)
+    if offset + _CRC.size > len(payload):
+        raise TruncatedError(f"{owner}: payload is truncated (in the header)")
+    header_crc = zlib.crc32(payload[:offset])
+    (crc,) = _CRC.unpack_from(payload, offset)
+    offset += _CRC.size
+    num_chunks = -(-length // chunk_size)
+    if num_chunks > len(payload) - offset:  # every count takes at least one byte
+        raise TruncatedError(f"{owner}: payload is truncated (declares {num_chunks} chunks)")
+    counts = []
+    for _ in range(num_chunks):
+        count, offset = varints.decode(payload, offset, f"{owner}: payload's chunk table",
+                                       max_bits=35)
+        counts.append(count)
+    expected = offset + 4 * sum(counts)
+    if len(payload) < expected:
+        raise TruncatedError(f"{owner}: payload is truncated ({len(payload)} of {expected} "
+                             "bytes)")
+    if len(payload) > expected:
+        raise CorruptPayloadError(f"{owner}: {len(payload) - expected} unexpected bytes "
+                                  "after the payload")
+    streams = []
+    for count in counts:
+        streams.append(payload[offset:offset + 4 * count])
+        offset += 4 * count
+    return PayloadHeader(version, length, chunk_size, group_size, None, fingerprint, name,
+                         header_crc, crc), streams
+
+
+def check_model(header: PayloadHeader, predictor: Predictor, owner: str) -> None:
+    """Refuse a payload that another model made (ModelMismatchError)."""
+    expected = (predictor.fingerprint if header.version == 1
+                else _fingerprint_bytes(predictor.fingerprint).hex())
+    if header.name != predictor.name or header.fingerprint != expected:
+        raise ModelMismatchError(
+            f"{owner}: payload was made by predictor {header.name!r} with fingerprint "
+            f"{header.fingerprint}; the loaded one is {predictor.name!r} with {expected} "
+            "(other model, weights or settings)")
+
+
+def check_crc(output: bytes, header: PayloadHeader, owner: str) -> None:
+    if zlib.crc32(output, header.header_crc) != header.crc:
+        raise ChecksumMismatchError(f"{owner}: decoded data fails the payload's CRC-32 "
+                                    "(corrupt payload)")
+
+
+def _fingerprint_bytes(fingerprint: str) -> bytes:
+    return bytes.fromhex(fingerprint[:2 * FINGERPRINT_BYTES])
+
+
+def _short_string(payload: bytes, offset: int, owner: str) -> tuple[str, int]:
+    if offset >= len(payload) or offset + 1 + payload[offset] > len(payload):
+        raise TruncatedError(f"{owner}: payload is truncated (in the header)")
+    end = offset + 1 + payload[offset]
+    try:
+        return payload[offset + 1:end].decode("utf-8"), end
+    except UnicodeDecodeError as error:
+        raise CorruptPayloadError(f"{owner}: corrupt payload header") from error
+
+
+# --- what both model compressors share -----------------------------------------------------
+
+
+class ModelCompressor(Compressor):
+    """A predictor and a coder: chunks, workers, and the ideal code length as the unit.
+    Subclasses set `predictor`, `chunk_size` (None: one chunk) and `workers`."""
+
+    predictor: Predictor
+    chunk_size: int | None
+    workers: int
+    #: The ideal code length is a model compressor's only unit, and exact.
+    length_units = ("bits",)
 
     @property
     def num_parameters(self) -> int:
         return self.predictor.num_parameters
 
-    # --- the one computation -----------------------------------------------------------
-
-    def _chunks(self, data: bytes) -> list[bytes]:
-        return [data[start:start + self.chunk_size]
-                for start in range(0, len(data), self.chunk_size)]
-
-    def _groups(self, chunks: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
-        for start in range(0, len(chunks), self.batch_size):
-            yield chunks[start:start + self.batch_size]
-
-    def _walk(self, group: Sequence[bytes]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Step the predictor through a group of chunks as one batch: yield, for each
-        position, the (batch, 256) distributions and the (batch,) bytes there (zero past a
-        chunk's end). The decoder reproduces exactly these calls."""
-        longest = max(len(chunk) for chunk in group)
-        symbols = np.zeros((len(group), longest), dtype=np.uint8)
-        for row, chunk in enumerate(group):
-            symbols[row, : len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-        state, probabilities = self.predictor.start(len(group))
-        for position in range(longest):
-            yield probabilities, symbols[:, position]
-            if position + 1 < longest:
-                probabilities = self.predictor.step(state, symbols[:, position])
-
-    def _chunk_log2_probs(self, chunks: Sequence[bytes]) -> Iterator[np.ndarray]:
-        """log2 p of every byte of every chunk, chunk by chunk, grouped as the coder does
-        (`symbol_log2_probs` steps a group exactly as `_walk` does)."""
-        for group in self._groups(chunks):
-            yield from self.predictor.symbol_log2_probs(group)
-
     @property
     def context_window(self) -> int | None:
         limits = [self.predictor.context_length, self.chunk_size]
-        return min(limit for limit in limits if limit)
+        return min((limit for limit in limits if limit), default=None)
 
-    # --- code lengths ------------------------------------------------------------------
+    def _chunks(self, data: bytes) -> list[bytes]:
+        if self.chunk_size is None:
+            return [data] if data else []
+        return [data[start:start + self.chunk_size]
+                for start in range(0, len(data), self.chunk_size)]
 
-    #: The ideal code length is this codec's only unit, and exact.
-    length_units = ("bits",)
+    def _chunk_start(self, position: int) -> int:
+        """Where the chunk holding byte `position` starts."""
+        return 0 if self.chunk_size is None else position - position % self.chunk_size
 
-    def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
-        """Σ −log2 p over the chunks: the ideal code length (the payload adds the coder's
-        final words and the framing)."""
-        return math.fsum(-math.fsum(chunk) for chunk in self._chunk_log2_probs(self._chunks(data)))
-
-    def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
-                          unit: str = "bytes") -> np.ndarray:
-        """ℓ(context·c) − ℓ(context), exactly as `code_length_bits` cuts context·c.
-
-        Chunks that lie wholly inside the context are the same on both sides and cancel;
-        what remains is the context's last, partial chunk (the `tail`, possibly empty)
-        continued by c, and chunked again if c runs past a chunk boundary. So the
-        continuation is modelled the way the chunked setting would code it: after the
-        tail, not after the whole context. One-byte candidates (what samplers ask) always
-        fit in the tail's chunk and need a single distribution.
-        """
-        tail = context[len(context) - len(context) % self.chunk_size:]
-        if all(len(candidate) == 1 for candidate in candidates):
-            log2_probs = np.log2(self._next_distribution(tail))
-            return np.array([-log2_probs[candidate[0]] for candidate in candidates])
-        sequences = [tail, *(tail + candidate for candidate in candidates)]
-        chunks, owners = [], []
-        for owner, sequence in enumerate(sequences):
-            for chunk in self._chunks(sequence):
-                chunks.append(chunk)
-                owners.append(owner)
-        bits = np.zeros(len(sequences))
-        for owner, log2_probs in zip(owners, self._chunk_log2_probs(chunks), strict=True):
-            bits[owner] += -math.fsum(log2_probs)
-        return bits[1:] - bits[0]
-
-    def _next_distribution(self, tail: bytes) -> np.ndarray:
-        """The distribution of the byte after `tail` within its chunk, from the coder's own
-        walk: over tail plus a placeholder byte, whose distribution is the last one yielded
-        (the placeholder itself is never fed to the model)."""
-        *_, (last, _) = self._walk([tail + b"\0"])
-        return last[0]
-
-    # --- coding ------------------------------------------------------------------------
-
-    def _job_size(self, group_size: int) -> int:
-        """Chunks per unit of work: a batch group, or one chunk when batches do not matter
-        (so that work spreads evenly and an interrupt waits for one chunk at most)."""
-        return 1 if self.predictor.batch_independent else group_size
-
-    def compress(self, data: bytes) -> bytes:
-        chunks = self._chunks(data)
-        size = self._job_size(self.batch_size)
-        jobs = [(chunks[start:start + size],) for start in range(0, len(chunks), size)]
-        streams = [stream for group_streams in self._each_group("_encode_group", jobs)
-                   for stream in group_streams]
-        name = self.predictor.name.encode("utf-8")
-        fingerprint = self.predictor.fingerprint.encode("ascii")
-        header = b"".join([_FIXED.pack(MAGIC, VERSION, self.chunk_size, self.batch_size,
-                                       len(data)),
-                           bytes([len(name)]), name, bytes([len(fingerprint)]), fingerprint])
-        counts = b"".join(_varint(len(stream)) for stream in streams)
-        return b"".join([header, _CRC.pack(zlib.crc32(data, zlib.crc32(header))), counts,
-                         *map(arithmetic.words_to_bytes, streams)])
-
-    def _encode_group(self, group: Sequence[bytes]) -> list[np.ndarray]:
-        """Code each chunk of a group; rows are buffered and coded a block at a time."""
-        if self.predictor.batch_independent:
-            return [arithmetic.encode(np.frombuffer(chunk, dtype=np.uint8),
-                                      self.predictor.sequence_distributions(chunk))
-                    for chunk in group]
-        encoders = [arithmetic.Encoder() for _ in group]
-        lengths = [len(chunk) for chunk in group]
-        block = np.zeros((len(group), ENCODE_BLOCK, 256))
-        block_symbols = np.zeros((len(group), ENCODE_BLOCK), dtype=np.int64)
-        start, longest = 0, max(lengths)
-        for position, (probabilities, symbols) in enumerate(self._walk(group)):
-            block[:, position - start] = probabilities
-            block_symbols[:, position - start] = symbols
-            if position - start + 1 == ENCODE_BLOCK or position + 1 == longest:
-                for row, encoder in enumerate(encoders):
-                    used = min(lengths[row] - start, position - start + 1)
-                    if used > 0:
-                        encoder.encode(block_symbols[row, :used], block[row, :used])
-                start = position + 1
-        return [encoder.words() for encoder in encoders]
-
-    def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
-        limit = output_limit(max_output_bytes)
-        parsed = self._parse(payload, limit)
-        size, group = parsed.chunk_size, self._job_size(parsed.group_size)
-        chunk_lengths = [min(size, parsed.length - start)
-                         for start in range(0, parsed.length, size)]
-        jobs = [(parsed.streams[start:start + group], chunk_lengths[start:start + group])
-                for start in range(0, len(parsed.streams), group)]
-        output = b"".join(self._each_group("_decode_group", jobs))
-        if zlib.crc32(output, parsed.header_crc) != parsed.crc:
-            raise ChecksumMismatchError(f"{self.name}: decoded data fails the payload's CRC-32 "
-                                        "(corrupt payload)")
-        return bytes(output)
 
     def _each_group(self, method: str, jobs: list[tuple[Any, ...]]) -> list[Any]:
         """`method` of this compressor on each job (a group's arguments), in order; spread
@@ -297,6 +336,232 @@ class PredictiveCompressor(Compressor):
         return map_in_order(_in_worker, [(recipe, method, *job) for job in jobs], self.workers,
                             on_result=finished)
 
+
+class PredictiveCompressor(ModelCompressor):
+    """A predictor turned into a lossless compressor by range coding its distributions.
+
+    `chunk_size` None streams (module doc); a predictor with a bounded context then codes
+    each chunk in windows, of which all but the first code `stride` bytes (default: half
+    the context). `name` and `predictor_params` are what the registry needs to rebuild it
+    (`get_compressor(name, **params)`); they default to the predictor's name and config.
+    Passing `fingerprint` checks that the predictor is the model the data was compressed
+    with. `workers` > 1 codes that many jobs at once: groups of `batch_size` chunks in
+    processes that each rebuild the compressor from the registry, or, for a
+    `batch_independent` predictor, single chunks in threads sharing this one. It is not a
+    parameter of the bytes, so it is not in `params`.
+    """
+
+    def __init__(self, predictor: Predictor, chunk_size: int | None = DEFAULT_CHUNK_SIZE,
+                 batch_size: int = DEFAULT_BATCH_SIZE, name: str | None = None,
+                 predictor_params: dict[str, Any] | None = None,
+                 fingerprint: str | None = None, workers: int = 1,
+                 stride: int | None = None) -> None:
+        self.predictor = predictor
+        self.chunk_size = (None if chunk_size is None
+                           else check_int_range(chunk_size, 1, MAX_CHUNK_SIZE, "chunk_size"))
+        self.batch_size = check_int_range(batch_size, 1, MAX_BATCH_SIZE, "batch_size")
+        self.workers = check_int_range(workers, 1, MAX_WORKERS, "workers")
+        context = predictor.context_length
+        #: None unless chunks are coded in windows (they can outgrow the context).
+        self.stride = None
+        if context is not None and (self.chunk_size is None or self.chunk_size > context):
+            self.stride = check_int_range(context // 2 if stride is None else stride, 1,
+                                          context, "stride")
+        self.name = name or predictor.name
+        self.predictor_params = dict(predictor.config if predictor_params is None
+                                     else predictor_params)
+        if self.workers > 1 and self.name not in available_compressors():
+            raise ValueError(f"workers > 1 needs a registered compressor, and {self.name!r} "
+                             "is not one")
+        if fingerprint is not None and fingerprint != predictor.fingerprint:
+            raise ModelMismatchError(
+                f"{self.name}: data was compressed with model fingerprint {fingerprint}, but "
+                f"the loaded model has {predictor.fingerprint} (other weights or settings)")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {**self.predictor_params, "chunk_size": self.chunk_size,
+                "batch_size": self.batch_size, "stride": self.stride,
+                "fingerprint": self.predictor.fingerprint}
+
+    # --- the one computation -----------------------------------------------------------
+
+    def _groups(self, chunks: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
+        for start in range(0, len(chunks), self.batch_size):
+            yield chunks[start:start + self.batch_size]
+
+    def _windows(self, length: int, stride: int | None) -> list[tuple[int, int, int]]:
+        """(first byte fed, first byte coded, end) of each window of a chunk of `length`
+        bytes: the first window codes up to a context of bytes from an empty context,
+        each later one `stride` more after the context − stride bytes before them."""
+        context = self.predictor.context_length
+        if stride is None or length <= context:
+            return [(0, 0, length)]
+        windows = [(0, 0, context)]
+        for first in range(context, length, stride):
+            windows.append((first - (context - stride), first, min(first + stride, length)))
+        return windows
+
+    def _window_of(self, position: int) -> tuple[int, int]:
+        """(first byte fed, first byte coded) of the window that codes byte `position`."""
+        origin = self._chunk_start(position)
+        context, offset = self.predictor.context_length, position - origin
+        if self.stride is None or offset < context:
+            return origin, origin
+        first = context + (offset - context) // self.stride * self.stride
+        return origin + first - (context - self.stride), origin + first
+
+    def _walk(self, group: Sequence[bytes]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Step the predictor through a group of chunks (or one window) as one batch:
+        yield, for each position, the (batch, 256) distributions and the (batch,) bytes
+        there (zero past a chunk's end). The decoder reproduces exactly these calls."""
+        longest = max(len(chunk) for chunk in group)
+        symbols = np.zeros((len(group), longest), dtype=np.uint8)
+        for row, chunk in enumerate(group):
+            symbols[row, : len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+        state, probabilities = self.predictor.start(len(group))
+        for position in range(longest):
+            yield probabilities, symbols[:, position]
+            if position + 1 < longest:
+                probabilities = self.predictor.step(state, symbols[:, position])
+
+    def _coded_log2_probs(self, chunks: Sequence[bytes]) -> Iterator[np.ndarray]:
+        """log2 p of every coded byte, chunk by chunk (window by window when windowed),
+        computed as the coder does: a group (or one window) steps exactly as `_walk`."""
+        if self.stride is None:
+            for group in self._groups(chunks):
+                yield from self.predictor.symbol_log2_probs(group)
+            return
+        for chunk in chunks:
+            for start, first, end in self._windows(len(chunk), self.stride):
+                yield self.predictor.symbol_log2_probs([chunk[start:end]])[0][first - start:]
+
+    # --- code lengths ------------------------------------------------------------------
+
+    def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
+        """Σ −log2 p over the coded bytes: the ideal code length (the payload adds the
+        coder's final words and the framing), whatever the unit asked."""
+        return math.fsum(-math.fsum(log2_probs)
+                         for log2_probs in self._coded_log2_probs(self._chunks(data)))
+
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
+                          unit: str = "bytes") -> np.ndarray:
+        """ℓ(context·c) − ℓ(context), exactly as `code_length_bits` cuts context·c.
+
+        Chunks, and windows, that lie wholly before the window coding the byte after the
+        context are the same on both sides and cancel; what remains is that window's part
+        of the context (possibly empty, at a chunk boundary) continued by c, cut again
+        where c runs past a window or chunk boundary. One-byte candidates (what samplers
+        ask) need a single distribution: after the bytes that window feeds before them.
+        """
+        fed, coded = self._window_of(len(context))
+        if all(len(candidate) == 1 for candidate in candidates):
+            log2_probs = np.log2(self._next_distribution(context[fed:]))
+            return np.array([-log2_probs[candidate[0]] for candidate in candidates])
+        origin = self._chunk_start(len(context))
+        base = self._bits_from(context[origin:], coded - origin)
+        return np.array([self._bits_from(context[origin:] + candidate, coded - origin) - base
+                         for candidate in candidates])
+
+    def _bits_from(self, data: bytes, position: int) -> float:
+        """The code length of `data` (which starts a chunk) without the windows that end
+        at or before byte `position`."""
+        bits = []
+        for index, chunk in enumerate(self._chunks(data)):
+            origin = index * (self.chunk_size or 0)
+            for start, first, end in self._windows(len(chunk), self.stride):
+                if origin + end > position:
+                    log2_probs = self.predictor.symbol_log2_probs([chunk[start:end]])[0]
+                    bits.append(-math.fsum(log2_probs[first - start:]))
+        return math.fsum(bits)
+
+    def _next_distribution(self, fed: bytes) -> np.ndarray:
+        """The distribution of the byte after `fed` (a window's bytes so far), from the
+        coder's own walk: over fed plus a placeholder byte, whose distribution is the last
+        one yielded (the placeholder itself is never fed to the model)."""
+        *_, (last, _) = self._walk([fed + b"\0"])
+        return last[0]
+
+    # --- coding ------------------------------------------------------------------------
+
+    def _job_size(self, group_size: int) -> int:
+        """Chunks per unit of work: a batch group, or one chunk when batches do not matter
+        (so that work spreads evenly and an interrupt waits for one chunk at most)."""
+        return 1 if self.predictor.batch_independent or self.stride else group_size
+
+    def compress(self, data: bytes) -> bytes:
+        chunks = self._chunks(data)
+        size = self._job_size(self.batch_size)
+        jobs = [(chunks[start:start + size],) for start in range(0, len(chunks), size)]
+        method = "_encode_group" if self.stride is None else "_encode_windows"
+        streams = [stream for group_streams in self._each_group(method, jobs)
+                   for stream in group_streams]
+        group_size = self.batch_size if self.stride is None else 1
+        return pack_payload(self.predictor, data, self.chunk_size, group_size, self.stride,
+                            [arithmetic.words_to_bytes(stream) for stream in streams], 4)
+
+    def _encode_group(self, group: Sequence[bytes]) -> list[np.ndarray]:
+        """Code each chunk of a group; rows are buffered and coded a block at a time."""
+        if self.predictor.batch_independent:
+            return [arithmetic.encode(np.frombuffer(chunk, dtype=np.uint8),
+                                      self.predictor.sequence_distributions(chunk))
+                    for chunk in group]
+        encoders = [arithmetic.Encoder() for _ in group]
+        lengths = [len(chunk) for chunk in group]
+        block = np.zeros((len(group), ENCODE_BLOCK, 256))
+        block_symbols = np.zeros((len(group), ENCODE_BLOCK), dtype=np.int64)
+        start, longest = 0, max(lengths)
+        for position, (probabilities, symbols) in enumerate(self._walk(group)):
+            block[:, position - start] = probabilities
+            block_symbols[:, position - start] = symbols
+            if position - start + 1 == ENCODE_BLOCK or position + 1 == longest:
+                for row, encoder in enumerate(encoders):
+                    used = min(lengths[row] - start, position - start + 1)
+                    if used > 0:
+                        encoder.encode(block_symbols[row, :used], block[row, :used])
+                start = position + 1
+        return [encoder.words() for encoder in encoders]
+
+    def _encode_windows(self, chunks: Sequence[bytes]) -> list[np.ndarray]:
+        """Code each chunk window by window, into one stream per chunk."""
+        streams = []
+        for chunk in chunks:
+            encoder = arithmetic.Encoder()
+            symbols = np.frombuffer(chunk, dtype=np.uint8)
+            for start, first, end in self._windows(len(chunk), self.stride):
+                window = chunk[start:end]
+                if self.predictor.batch_independent:
+                    rows = self.predictor.sequence_distributions(window)
+                else:
+                    rows = np.concatenate([rows for rows, _ in self._walk([window])])
+                encoder.encode(symbols[first:end], rows[first - start:])
+            streams.append(encoder.words())
+        return streams
+
+    def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
+        header, streams = parse_payload(payload, self.name, output_limit(max_output_bytes), 4)
+        check_model(header, self.predictor, self.name)
+        context = self.predictor.context_length
+        windowed = context is not None and (header.chunk_size is None
+                                            or header.chunk_size > context)
+        if windowed != (header.stride is not None) or (windowed and header.stride > context):
+            raise CorruptPayloadError(f"{self.name}: payload declares stride {header.stride} "
+                                      f"for chunks of {header.chunk_size}, which this model's "
+                                      f"context of {context} does not allow")
+        lengths = chunk_lengths(header.length, header.chunk_size)
+        words = [arithmetic.bytes_to_words(stream) for stream in streams]
+        if windowed:
+            jobs = [(words[index:index + 1], lengths[index:index + 1], header.stride)
+                    for index in range(len(words))]
+            output = b"".join(self._each_group("_decode_windows", jobs))
+        else:
+            group = self._job_size(header.group_size)
+            jobs = [(words[start:start + group], lengths[start:start + group])
+                    for start in range(0, len(words), group)]
+            output = b"".join(self._each_group("_decode_group", jobs))
+        check_crc(output, header, self.name)
+        return bytes(output)
+
     def _decode_group(self, streams: Sequence[np.ndarray], lengths: Sequence[int]) -> bytes:
         """Mirror of `_walk` + `_encode_group`: decode one byte per chunk, then step."""
         decoders = [arithmetic.Decoder(words) for words in streams]
@@ -311,57 +576,137 @@ class PredictiveCompressor(Compressor):
                 probabilities = self.predictor.step(state, symbols[:, position])
         return b"".join(symbols[row, :length].tobytes() for row, length in enumerate(lengths))
 
-    def _parse(self, payload: bytes, limit: int) -> ParsedPayload:
-        """Check the payload's framing against this model and the limit; split streams."""
-        if len(payload) < _FIXED.size:
-            raise TruncatedError(f"{self.name}: payload is truncated (no header)")
-        magic, version, chunk_size, group_size, length = _FIXED.unpack_from(payload)
-        if magic != MAGIC:
-            raise CorruptPayloadError(f"{self.name}: not a model-coded payload (bad magic)")
-        if version != VERSION:
-            raise CorruptPayloadError(f"{self.name}: unsupported payload version {version}")
-        if not 1 <= chunk_size <= MAX_CHUNK_SIZE or not 1 <= group_size <= MAX_BATCH_SIZE:
-            raise CorruptPayloadError(f"{self.name}: payload declares chunk size {chunk_size}"
-                                      f" and group size {group_size}, out of range")
-        if length > limit:
-            raise SizeLimitError(f"{self.name}: payload declares {length} bytes, over the "
-                                 f"limit of {limit}")
-        offset = _FIXED.size
-        name, offset = _short_string(payload, offset, self.name)
-        fingerprint, offset = _short_string(payload, offset, self.name)
-        if name != self.predictor.name or fingerprint != self.predictor.fingerprint:
+    def _decode_windows(self, streams: Sequence[np.ndarray], lengths: Sequence[int],
+                        stride: int) -> bytes:
+        """Mirror of `_encode_windows`: each window fed (its first bytes) and decoded
+        with the calls `_walk` makes for it."""
+        chunks = []
+        for words, length in zip(streams, lengths, strict=True):
+            decoder = arithmetic.Decoder(words)
+            chunk = np.zeros(length, dtype=np.uint8)
+            for start, first, end in self._windows(length, stride):
+                state, probabilities = self.predictor.start(1)
+                for position in range(start, end):
+                    if position >= first:
+                        chunk[position] = decoder.decode(probabilities[0])
+                    if position + 1 < end:
+                        probabilities = self.predictor.step(state, chunk[position:position + 1])
+            chunks.append(chunk.tobytes())
+        return b"".join(chunks)
+
+
+class ContextMixingCompressor(ModelCompressor):
+    """`cm`: the context-mixing model (`predictors.cm`) and a binary arithmetic coder.
+
+    `chunk_size` None learns across the whole input; an integer cuts it into independent
+    chunks, each coded by a fresh model sized for it (2048: the paper's setting). Chunks
+    are coded by `workers` threads (the kernels release the GIL). Payloads of the first
+    cm model (version 1) decode with `legacy_order` and `legacy_table_bits`, the
+    settings it had (`predictors.cm_legacy`).
+    """
+
+    name = "cm"
+
+    def __init__(self, chunk_size: int | None = None, fingerprint: str | None = None,
+                 workers: int = 1, legacy_order: int = 4, legacy_table_bits: int = 13
+                 ) -> None:
+        from predictors.cm import ContextMixingPredictor, table_bits_for
+        from predictors.cm_legacy import LegacyContextMixingPredictor
+
+        self.chunk_size = (None if chunk_size is None
+                           else check_int_range(chunk_size, 1, MAX_CHUNK_SIZE, "chunk_size"))
+        self.workers = check_int_range(workers, 1, MAX_WORKERS, "workers")
+        self.predictor = ContextMixingPredictor(table_bits_for(self.chunk_size))
+        self.legacy_predictor = LegacyContextMixingPredictor(legacy_order, legacy_table_bits)
+        if fingerprint not in (None, self.predictor.fingerprint,
+                               self.legacy_predictor.fingerprint):
             raise ModelMismatchError(
-                f"{self.name}: payload was made by predictor {name!r} with fingerprint "
-                f"{fingerprint}; the loaded one is {self.predictor.name!r} with "
-                f"{self.predictor.fingerprint} (other model, weights or settings)")
-        if offset + _CRC.size > len(payload):
-            raise TruncatedError(f"{self.name}: payload is truncated (in the header)")
-        header_crc = zlib.crc32(payload[:offset])
-        (crc,) = _CRC.unpack_from(payload, offset)
-        offset += _CRC.size
-        num_chunks = -(-length // chunk_size)
-        if num_chunks > len(payload) - offset:  # every count takes at least one byte
-            raise TruncatedError(f"{self.name}: payload is truncated (declares {num_chunks} "
-                                 "chunks)")
-        counts = []
-        for _ in range(num_chunks):
-            count, offset = _read_varint(payload, offset, self.name)
-            counts.append(count)
-        expected = offset + 4 * sum(counts)
-        if len(payload) < expected:
-            raise TruncatedError(f"{self.name}: payload is truncated ({len(payload)} of "
-                                 f"{expected} bytes)")
-        if len(payload) > expected:
-            raise CorruptPayloadError(f"{self.name}: {len(payload) - expected} unexpected "
-                                      "bytes after the payload")
+                f"cm: data was compressed with model fingerprint {fingerprint}, but this cm "
+                f"has {self.predictor.fingerprint} (other settings, or another version)")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        legacy = self.legacy_predictor.config
+        return {"chunk_size": self.chunk_size, "order": legacy["order"],
+                "table_bits": legacy["table_bits"], "fingerprint": self.predictor.fingerprint}
+
+    def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
+        """Σ −log2 p over the bits: the ideal code length (the payload adds the coder's
+        last byte and the framing), whatever the unit asked."""
+        return math.fsum(math.fsum(self.predictor.code_lengths(chunk))
+                         for chunk in self._chunks(data))
+
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
+                          unit: str = "bytes") -> np.ndarray:
+        """ℓ(context·c) − ℓ(context), exactly as `code_length_bits` cuts context·c: only
+        the context's last chunk (the `tail`, possibly empty) matters; a one-byte
+        candidate costs what the model, having learnt the tail, gives it."""
+        tail = context[self._chunk_start(len(context)):]
+        if all(len(candidate) == 1 for candidate in candidates):
+            state, probabilities = self.predictor.start(1)
+            if tail:
+                probabilities = self.predictor.prime(
+                    state, np.frombuffer(tail, dtype=np.uint8)[None, :])
+            log2_probs = np.log2(probabilities[0])
+            return np.array([-log2_probs[candidate[0]] for candidate in candidates])
+        base = self.code_length_bits(tail)
+        return np.array([self.code_length_bits(tail + candidate) - base
+                         for candidate in candidates])
+
+    def compress(self, data: bytes) -> bytes:
+        jobs = [([chunk],) for chunk in self._chunks(data)]
+        streams = [stream for job_streams in self._each_group("_encode_chunks", jobs)
+                   for stream in job_streams]
+        return pack_payload(self.predictor, data, self.chunk_size, 1, None, streams, 1)
+
+    def _encode_chunks(self, chunks: Sequence[bytes]) -> list[bytes]:
+        from gencomp.codecs.cm_coder import encode_bytes
+
         streams = []
-        for count in counts:
-            streams.append(arithmetic.bytes_to_words(payload[offset:offset + 4 * count]))
-            offset += 4 * count
-        return ParsedPayload(chunk_size, group_size, length, header_crc, crc, streams)
+        for chunk in chunks:
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            # Room for well compressible data first; the worst case (12 bits a bit) on a
+            # second try, so that large chunks do not reserve twelve times their size.
+            for capacity in (len(chunk) + len(chunk) // 8 + 64, 12 * len(chunk) + 64):
+                out = np.empty(capacity, dtype=np.uint8)
+                written = encode_bytes(self.predictor.new_model(len(chunk)), data, out)
+                if written >= 0:
+                    break
+            streams.append(out[:written].tobytes())
+        return streams
+
+    def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
+        from predictors.cm import ContextMixingPredictor, table_bits_for
+
+        if payload[len(MAGIC):len(MAGIC) + 1] == b"\x01":  # the first cm model's
+            legacy = PredictiveCompressor(self.legacy_predictor, name=self.name)
+            return legacy.decompress(payload, max_output_bytes)
+        header, streams = parse_payload(payload, self.name, output_limit(max_output_bytes), 1)
+        predictor = ContextMixingPredictor(table_bits_for(header.chunk_size))
+        check_model(header, predictor, self.name)
+        lengths = chunk_lengths(header.length, header.chunk_size)
+        jobs = [(streams[index:index + 1], lengths[index:index + 1], predictor)
+                for index in range(len(streams))]
+        output = b"".join(self._each_group("_decode_chunks", jobs))
+        check_crc(output, header, self.name)
+        return output
+
+    def _decode_chunks(self, streams: Sequence[bytes], lengths: Sequence[int],
+                       predictor: Predictor) -> bytes:
+        from gencomp.codecs.cm_coder import decode_bytes
+
+        chunks = []
+        for stream, length in zip(streams, lengths, strict=True):
+            out = np.empty(length, dtype=np.uint8)
+            if not decode_bytes(predictor.new_model(length),
+                                np.frombuffer(stream, dtype=np.uint8), out):
+                raise CorruptPayloadError(f"{self.name}: a chunk's coded stream has the wrong "
+                                          "length (corrupt payload)")
+            chunks.append(out.tobytes())
+        return b"".join(chunks)
 
 
-_WORKER_COMPRESSORS: dict[tuple[str, tuple[tuple[str, Any], ...]], PredictiveCompressor] = {}
+_WORKER_COMPRESSORS: dict[tuple[str, tuple[tuple[str, Any], ...]], Compressor] = {}
 
 
 def _in_worker(recipe: tuple[str, tuple[tuple[str, Any], ...]], method: str, *job: Any
@@ -374,66 +719,39 @@ def _in_worker(recipe: tuple[str, tuple[tuple[str, Any], ...]], method: str, *jo
     return getattr(_WORKER_COMPRESSORS[recipe], method)(*job)
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _read_varint(payload: bytes, offset: int, name: str) -> tuple[int, int]:
-    value = 0
-    for shift in range(0, 35, 7):
-        if offset >= len(payload):
-            raise TruncatedError(f"{name}: payload is truncated (in the chunk table)")
-        byte = payload[offset]
-        offset += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, offset
-    raise CorruptPayloadError(f"{name}: corrupt chunk table (overlong count)")
-
-
-def _short_string(payload: bytes, offset: int, name: str) -> tuple[str, int]:
-    if offset >= len(payload) or offset + 1 + payload[offset] > len(payload):
-        raise TruncatedError(f"{name}: payload is truncated (in the header)")
-    end = offset + 1 + payload[offset]
-    try:
-        return payload[offset + 1:end].decode("utf-8"), end
-    except UnicodeDecodeError as error:
-        raise CorruptPayloadError(f"{name}: corrupt payload header") from error
-
-
 # --- registered model compressors -------------------------------------------------------
 
 
-#: What the container of a model compressor leaves out: how coding runs, and what the
-#: payload records itself (its chunk and group sizes, the model's fingerprint).
-MODEL_PAYLOAD_PARAMS = ("chunk_size", "batch_size", "fingerprint")
+#: What the container of a model compressor leaves out: what the payload records itself
+#: (its chunk and group sizes, the Transformer's stride, the model's fingerprint).
+MODEL_PAYLOAD_PARAMS = ("chunk_size", "batch_size", "stride", "fingerprint")
 
 
-@register("cm", "adaptive context mixing (paq-style, learned online from each chunk) "
-          "+ arithmetic coding", is_model=True, runtime_params=("workers",),
-          payload_params=MODEL_PAYLOAD_PARAMS)
-def context_mixing(order: int = 4, table_bits: int = 13,
-                   chunk_size: int = DEFAULT_CHUNK_SIZE, batch_size: int = DEFAULT_BATCH_SIZE,
-                   fingerprint: str | None = None, workers: int = 1) -> PredictiveCompressor:
-    from predictors.cm import ContextMixingPredictor
-
-    return PredictiveCompressor(ContextMixingPredictor(order=order, table_bits=table_bits),
-                                chunk_size, batch_size, name="cm", fingerprint=fingerprint,
-                                workers=workers)
+@register("cm", "context mixing (lpaq-style: orders 0-6, words, sparse and record contexts, "
+          "a match model, a mixer and APMs; compiled, integers only) + binary arithmetic "
+          "coding. Learns across the whole file by default; chunk_size=2048 codes the "
+          "paper's independent chunks (what compress-bench measures); order/table_bits "
+          "only decode files of the first cm model", is_model=True,
+          runtime_params=("workers",), payload_params=MODEL_PAYLOAD_PARAMS)
+def context_mixing(chunk_size: int | None = None, order: int = 4, table_bits: int = 13,
+                   batch_size: int = DEFAULT_BATCH_SIZE, fingerprint: str | None = None,
+                   workers: int = 1) -> ContextMixingCompressor:
+    """`order` and `table_bits` are the first cm model's settings, for its files;
+    `batch_size` (its coder's group size) is recorded in those files themselves."""
+    check_int_range(batch_size, 1, MAX_BATCH_SIZE, "batch_size")
+    return ContextMixingCompressor(chunk_size, fingerprint=fingerprint, workers=workers,
+                                   legacy_order=order, legacy_table_bits=table_bits)
 
 
 @register("transformer", "the paper's byte-level Transformer (pretrained, shipped weights) "
-          "+ arithmetic coding", is_model=True, runtime_params=("workers", "device"),
-          payload_params=MODEL_PAYLOAD_PARAMS)
+          "+ arithmetic coding. Streams by default: every byte after at least "
+          "context - stride bytes of context (windows of its 2048-byte context); "
+          "chunk_size=2048 codes the paper's independent chunks", is_model=True,
+          runtime_params=("workers", "device"), payload_params=MODEL_PAYLOAD_PARAMS)
 def transformer(size: str = "200k", checkpoint: str | None = None, device: str = "cpu",
-                engine: str = "auto", chunk_size: int = DEFAULT_CHUNK_SIZE,
-                batch_size: int = DEFAULT_BATCH_SIZE, fingerprint: str | None = None,
-                workers: int = 1) -> PredictiveCompressor:
+                engine: str = "auto", chunk_size: int | None = None,
+                stride: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                fingerprint: str | None = None, workers: int = 1) -> PredictiveCompressor:
     """`engine` "auto" picks the CPU kernels on the CPU; when decoding (`fingerprint`
     given) it picks the engine that made the payload, so payloads coded before the
     kernels existed (torch engine) still decode."""
@@ -450,4 +768,4 @@ def transformer(size: str = "200k", checkpoint: str | None = None, device: str =
                                 predictor_params={"size": size, "checkpoint": checkpoint,
                                                   "device": device,
                                                   "engine": predictor.engine},
-                                fingerprint=fingerprint, workers=workers)
+                                fingerprint=fingerprint, workers=workers, stride=stride)

@@ -165,7 +165,7 @@ def compress_bench(
     executor = _choose_executor(executor, workers, scheduler)
     settings = BenchSettings(
         compressors=choose_compressors(canonical_names(compressor),
-                                       parse_compressor_params(param)),
+                                       parse_compressor_params(param), chunk_size),
         datasets=tuple(name.strip() for name in dataset.split(",") if name.strip()),
         num_chunks=num_chunks, chunk_size=chunk_size, task_chunks=task_chunks, seed=seed)
     given = {"text": text_file, "image": image_dir, "audio": audio_dir}
