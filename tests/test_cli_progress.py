@@ -20,18 +20,18 @@ from gencomp.container import read_header
 from gencomp.datasets import DataLocations
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_model_coding_reports_each_job_as_it_finishes(workers: int,
+@pytest.mark.parametrize("name, workers", [("cm", 1), ("cm", 2), ("transformer", 2)])
+def test_model_coding_reports_each_job_as_it_finishes(name: str, workers: int,
                                                       enwik8_megabyte: bytes) -> None:
-    data = enwik8_megabyte[:5 * 2048 + 100]  # 6 chunks, 3 jobs of 2
-    compressor = get_compressor("cm", batch_size=2, workers=workers)
+    data = enwik8_megabyte[:5 * 2048 + 100]  # 6 chunks of 2048 bytes, coded one by one
+    compressor = get_compressor(name, chunk_size=2048, workers=workers)
     reports: list[tuple[int, int]] = []
     token = coding_progress.set(lambda done, total: reports.append((done, total)))
     try:
         assert compressor.decompress(compressor.compress(data)) == data
     finally:
         coding_progress.reset(token)
-    assert reports == [(2, 6), (4, 6), (6, 6)] * 2
+    assert reports == [(done, 6) for done in range(1, 7)] * 2  # compress, then decompress
 
 
 def _finish(costs: TaskCosts, task: object, seconds: float) -> None:
