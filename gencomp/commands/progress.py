@@ -102,11 +102,19 @@ class JobBars:
         self.progress.console.print(f"{job.modality:5}  {job.label:32}  {seconds:7.1f} s")
 
 
+class JobTimeLeft(TimeRemainingColumn):
+    """Rich's speed-based time left for a job's own bar (its units cost alike), none for
+    the count of jobs (a FLAC job takes a hundred times a cm job)."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.fields.get("units") == "jobs" else super().render(task)
+
+
 def job_progress() -> Progress:
     """The bars of `JobBars`, drawn on stderr."""
     return Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[units]}"), TaskProgressColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=errors_console(),
+                    TimeElapsedColumn(), JobTimeLeft(), console=errors_console(),
                     transient=True)
 
 
