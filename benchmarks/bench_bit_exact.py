@@ -32,8 +32,10 @@ Three parts, each printed as a table with the bar it is held to (issue 15):
 Sampling is the plain code-length sampler, seed = crop or clip number, drawing
 ∝ 2^(−ℓ/T): images at T = 0.3 (`--image-temperature`; PNG's T = 1 samples are rougher than
 the images, as its code lengths price each pixel's residual independently of its
-neighbours': tuned on images 200-299), speech at T = 1 (`--audio-temperature`). `--workers` runs samples in parallel processes. `--save DIR` writes every
-sample (PNG images, WAV clips with their original beside them) for the gallery.
+neighbours': tuned on images 200-299), speech at T = 1 (`--audio-temperature`).
+`--workers` runs samples in parallel processes. `--save DIR` writes every sample (PNG
+images, WAV clips with their original beside them) for the gallery, and a run with the
+same folder reads back the samples already there instead of drawing them again.
 """
 
 from __future__ import annotations
