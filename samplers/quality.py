@@ -10,12 +10,23 @@ verbatim writes only real words, and one that writes random bytes copies nothing
 - copied_share: the share of the sample's bytes inside a substring of at least
   `MIN_COPY_BYTES` bytes that occurs verbatim in the prompt; novel_share = 1 − copied_share.
   longest_copy is the longest such substring (longest common substring of the two).
+- novel_ngram_share: the share of the sample's byte 6-grams (each of its
+  len − 5 windows, repeats counted) that occur nowhere in the prompt.
+
+For measuring samplers on prose (benchmarks/bench_text_samples.py) the known-word share is
+taken against a vocabulary that excludes the prompt's own text, so that copying a prompt's
+names and misspellings earns nothing: `known_word_share(sample, prompt, vocabulary)`
+counts the sample's words of `KNOWN_WORD_LETTERS`+ letters (words as above) found in
+`vocabulary`, and `vocabulary_of(texts)` is the words that occur at least twice in the
+given texts (once may be a typo or a fragment of markup).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +37,25 @@ WORD = re.compile(rb"[A-Za-z]+")
 MIN_WORD_LETTERS = 2
 MIN_COPY_BYTES = 16
 CANTERBURY_ENGLISH = ("alice29.txt", "asyoulik.txt", "lcet10.txt", "plrabn12.txt")
+NGRAM_BYTES = 6
+KNOWN_WORD_LETTERS = 3
+#: A word counts as English if the reference texts hold it at least this often.
+VOCABULARY_MIN_COUNT = 2
 
 
-def words(text: bytes) -> list[str]:
+def words(text: bytes, min_letters: int = MIN_WORD_LETTERS) -> list[str]:
     return [match.group().decode().lower() for match in WORD.finditer(text)
-            if len(match.group()) >= MIN_WORD_LETTERS]
+            if len(match.group()) >= min_letters]
+
+
+def vocabulary_of(texts: Iterable[bytes], min_count: int = VOCABULARY_MIN_COUNT
+                  ) -> frozenset[str]:
+    """Words (lowercased, `KNOWN_WORD_LETTERS`+ letters) found `min_count`+ times in
+    `texts`."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(words(text, KNOWN_WORD_LETTERS))
+    return frozenset(word for word, count in counts.items() if count >= min_count)
 
 
 @functools.cache
@@ -71,6 +96,21 @@ def copied_spans(sample: bytes, prompt: bytes) -> tuple[int, int]:
     return sum(covered), longest
 
 
+def known_word_share(sample: bytes, prompt: bytes, vocabulary: frozenset[str]) -> float:
+    """Share of the sample's words of `KNOWN_WORD_LETTERS`+ letters (completed and cut as
+    in `sample_words`) found in `vocabulary` (0 for a sample without such words)."""
+    generated = [word for word in sample_words(sample, prompt)
+                 if len(word) >= KNOWN_WORD_LETTERS]
+    return sum(word in vocabulary for word in generated) / len(generated) if generated else 0.0
+
+
+def novel_ngram_share(sample: bytes, prompt: bytes, size: int = NGRAM_BYTES) -> float:
+    """Share of the sample's byte `size`-grams that do not occur in the prompt (0 for a
+    sample shorter than `size`)."""
+    grams = [sample[start:start + size] for start in range(len(sample) - size + 1)]
+    return sum(gram not in prompt for gram in grams) / len(grams) if grams else 0.0
+
+
 @dataclass(frozen=True)
 class SampleQuality:
     words: int
@@ -78,6 +118,7 @@ class SampleQuality:
     copied_share: float
     novel_share: float
     longest_copy: int
+    novel_ngram_share: float
     vocabulary: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -86,7 +127,8 @@ class SampleQuality:
     def summary(self) -> str:
         return (f"{self.known_word_share:.0%} of {self.words} words known ({self.vocabulary}), "
                 f"{self.novel_share:.0%} not copied from the prompt "
-                f"(longest copy {self.longest_copy} bytes)")
+                f"(longest copy {self.longest_copy} bytes), "
+                f"{self.novel_ngram_share:.0%} of 6-grams new")
 
 
 def measure(sample: bytes, prompt: bytes,
@@ -104,5 +146,6 @@ def measure(sample: bytes, prompt: bytes,
         copied_share=copied_share,
         novel_share=1.0 - copied_share,
         longest_copy=longest,
+        novel_ngram_share=novel_ngram_share(sample, prompt),
         vocabulary="prompt + Canterbury English" if english else "prompt only",
     )

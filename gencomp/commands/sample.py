@@ -44,12 +44,17 @@ from samplers.modalities import (
     load_image_prompt,
 )
 from samplers.quality import measure
+from samplers.words import DEFAULT_COPY_LIMIT
 
 MODALITIES = ("text", "image", "audio")
 IMAGE_TASKS = ("rows", "patch")
 SUFFIXES = {"text": ".txt", "image": ".png", "audio": ".wav"}
 DEFAULT_LENGTH = {"text": 100, "audio": 1600}
 DEFAULT_LOOKAHEAD_HORIZON = 8
+#: Text defaults that do best on unseen prose (benchmarks/bench_text_samples.py): the words
+#: sampler for classical codecs; for model compressors, exact sampling sharpened this much.
+TEXT_MODEL_SETTINGS = {"cm": {"temperature": 0.7, "top_k": 3},
+                       "transformer": {"temperature": 0.4}}
 SAMPLES_DIR = Path("outputs") / "samples"
 
 
@@ -91,6 +96,8 @@ def _default_output(prompt: str, modality: str, compressor: str, settings: dict[
     parts = [stem, compressor, settings["sampler"]]
     if settings["sampler"] == "lookahead":
         parts.append(f"h{settings['horizon']}")
+    if settings.get("copy_limit", DEFAULT_COPY_LIMIT) != DEFAULT_COPY_LIMIT:
+        parts.append(f"c{settings['copy_limit']}")
     if settings["temperature"] != 1.0:
         parts.append(f"t{settings['temperature']:g}")
     if settings["top_k"] is not None:
@@ -120,12 +127,23 @@ def sample(
     length: int | None = typer.Option(None, "--length",
                                       help="Bytes (text, default 100) or samples (audio, "
                                            "default 1600 = 0.1 s) to generate."),
-    sampler: str = typer.Option("code-length", "--sampler", help=", ".join(SAMPLERS) + "."),
+    sampler: str | None = typer.Option(None, "--sampler",
+                                       help=", ".join(SAMPLERS) + " (default: words for "
+                                            "text with a classical codec, else "
+                                            "code-length)."),
     horizon: int | None = typer.Option(None, "--horizon",
                                        help="Lookahead bytes (lookahead only; default 8)."),
     beam_width: int = typer.Option(8, "--beam-width", help="Lookahead beam width."),
-    temperature: float = typer.Option(1.0, "--temperature", help="0 = greedy."),
-    top_k: int | None = typer.Option(None, "--top-k", help="Keep the k most likely."),
+    temperature: float | None = typer.Option(None, "--temperature",
+                                             help="0 = greedy (default 1; text with cm "
+                                                  "0.7, transformer 0.4)."),
+    top_k: int | None = typer.Option(None, "--top-k",
+                                     help="Keep the k most likely (default all; text with "
+                                          "cm 3)."),
+    copy_limit: int | None = typer.Option(None, "--copy-limit",
+                                          help="Words sampler: longest verbatim copy of "
+                                               f"the text, in bytes (default "
+                                               f"{DEFAULT_COPY_LIMIT})."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same sample."),
     param: list[str] = typer.Option([], "--param", help="Compressor parameter KEY=VALUE."),
     prompt_bytes: int | None = typer.Option(None, "--prompt-bytes",
@@ -170,13 +188,23 @@ def sample(
         "--seconds": seconds is not None})
     if modality == "image" and length is not None:
         raise UsageError("--length does not apply to images: the task sets what is generated")
+    spec = compressor_spec(compressor_name)
+    text_defaults = TEXT_MODEL_SETTINGS.get(spec.name, {}) if modality == "text" else {}
+    if sampler is None:
+        sampler = "words" if modality == "text" and not spec.is_model else "code-length"
+    if sampler == "words" and modality != "text":
+        raise UsageError("the words sampler continues text only")
+    if copy_limit is not None and sampler != "words":
+        raise UsageError("--copy-limit applies to the words sampler only")
+    temperature = text_defaults.get("temperature", 1.0) if temperature is None else temperature
+    top_k = text_defaults.get("top_k") if top_k is None else top_k
     if horizon is not None and horizon != 1 and sampler != "lookahead":
         raise UsageError("--horizon applies to the lookahead sampler only")
     if horizon is None:
         horizon = DEFAULT_LOOKAHEAD_HORIZON if sampler == "lookahead" else 1
     length = DEFAULT_LENGTH.get(modality, 0) if length is None else length
     check_settings(sampler, length, horizon, beam_width, temperature, top_k, seed,
-                   length_unit)
+                   length_unit, DEFAULT_COPY_LIMIT if copy_limit is None else copy_limit)
     image_task = image_task or "rows"
     if image_task not in IMAGE_TASKS:
         raise UsageError(f"unknown --image-task {image_task!r}; choose rows or patch")
@@ -186,10 +214,12 @@ def sample(
         raise UsageError("--crop and --whole-image exclude each other")
 
     params = parse_params(param)
-    compressor_name = compressor_spec(compressor_name).name  # an alias names its codec
+    compressor_name = spec.name  # an alias names its codec
     settings = {"sampler": sampler, "seed": seed, "horizon": horizon,
                 "beam_width": beam_width, "temperature": temperature, "top_k": top_k,
                 "length_unit": length_unit}
+    if sampler == "words":
+        settings["copy_limit"] = DEFAULT_COPY_LIMIT if copy_limit is None else copy_limit
     output_path = Path(output) if output else _default_output(prompt, modality,
                                                               compressor_name, settings)
     metadata_path = output_path.with_name(output_path.name + ".json")
