@@ -185,15 +185,28 @@ def decompress(
     write_output(output_path, data, force=force)
 
 
+#: What `gencomp list` says about the two ways model compressors cut a file.
+MODEL_MODES = ("Model compressors stream by default: cm learns across the whole file, the "
+               "Transformer codes every byte after as much of the file before it as its "
+               "window holds; that is what to use for files. --param chunk_size=2048 codes "
+               "the paper's independent 2 KB chunks instead (what compress-bench measures); "
+               "large chunks (e.g. chunk_size=4194304) let --workers code parts of a file "
+               "at once.")
+
+
 def list_compressors() -> None:
-    """List the compressors and their parameters."""
+    """List the compressors, their parameters, and what the modes of the models are for."""
     table = Table(title="gencomp compressors")
     for column in ("name", "kind", "parameters (defaults)", "description"):
         table.add_column(column)
     for spec in compressor_specs():
-        defaults = ", ".join(f"{key}={value!r}" for key, value in spec.defaults.items())
+        # A model's fingerprint is for containers to check, never for users to give.
+        defaults = ", ".join(f"{key}={value!r}" for key, value in spec.defaults.items()
+                             if key != "fingerprint")
         table.add_row(spec.name, "model" if spec.is_model else "codec", defaults, spec.description)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(MODEL_MODES)
 
 
 def register(app: typer.Typer) -> None:
