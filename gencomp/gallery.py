@@ -93,6 +93,9 @@ class GallerySettings:
     samplers: tuple[str, ...] = ("code-length",)
     horizon: int = 8
     temperature: float = 1.0
+    #: What the code-length sampler counts: exact "bits" where a codec offers them (the
+    #: samplers' default) or whole "bytes" (the paper's).
+    length_unit: str = "bits"
     modalities: tuple[str, ...] = MODALITIES
     image_size: tuple[int, int] = (32, 64)
     audio_prompt_seconds: float = DEFAULT_AUDIO_PROMPT_SECONDS
@@ -114,6 +117,7 @@ class GallerySettings:
             "--samplers", ",".join(self.samplers),
             "--horizon", str(self.horizon),
             "--temperature", f"{self.temperature:g}",
+            "--length-unit", self.length_unit,
             "--image-size", "{}x{}".format(*self.image_size),
             "--audio-prompt", f"{self.audio_prompt_seconds:g}",
             "--audio-length", f"{self.audio_seconds:g}",
@@ -297,7 +301,8 @@ def run_job(job: Job, settings: GallerySettings, prompt: Any, compressor: Compre
             report: Callable[[int], None]) -> Generated:
     """Generate one job's continuation."""
     options = {"sampler": job.sampler, "seed": settings.seed, "horizon": settings.horizon,
-               "temperature": settings.temperature, "report": report}
+               "temperature": settings.temperature, "length_unit": settings.length_unit,
+               "report": report}
     started, started_cpu = time.perf_counter(), time.process_time()
     if job.modality == "image":
         result = image_continuation(compressor, prompt, **options)
@@ -512,7 +517,8 @@ def check_settings_usable(settings: GallerySettings) -> None:
         raise UsageError("need at least one compressor and one sampler")
     for sampler in settings.samplers:
         check_settings(sampler, settings.length, settings.horizon, beam_width=8,
-                       temperature=settings.temperature, top_k=None, seed=settings.seed)
+                       temperature=settings.temperature, top_k=None, seed=settings.seed,
+                       length_unit=settings.length_unit)
     for name in settings.compressors:
         if not compressor_spec(name).is_model and "exact" in settings.samplers:
             raise UsageError(f"sampler 'exact' needs a model compressor; {name!r} is not one")

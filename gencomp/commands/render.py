@@ -46,6 +46,9 @@ def render(
                                  help="Comma-separated: code-length, lookahead, exact."),
     horizon: int = typer.Option(8, "--horizon", help="Bytes the lookahead sampler scores."),
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
+    length_unit: str = typer.Option("bits", "--length-unit",
+                                    help="Code lengths in exact bits where a codec offers "
+                                         "them (default), or in bytes (the paper's)."),
     image_size: str = typer.Option("32x64", "--image-size",
                                    help="Image region HEIGHTxWIDTH (the image centre, "
                                         "downscaled)."),
@@ -69,7 +72,8 @@ def render(
     workers: int = typer.Option(os.cpu_count() or 1, "-w", "--workers",
                                 help="Worker processes generating continuations (the files "
                                      "do not change)."),
-    progress: bool = typer.Option(on_terminal(), "--progress/--no-progress", help=PROGRESS_HELP),
+    progress: bool = typer.Option(on_terminal(), "--progress/--no-progress", help=PROGRESS_HELP,
+                                  show_default=False),
 ) -> None:
     """Sample an image, a speech clip and a text with each compressor; write a gallery page."""
     # Imported here: the gallery loads the samplers and matplotlib, which other commands
@@ -82,6 +86,7 @@ def render(
         modalities=_names(modalities, "--modalities"),
         compressors=_names(compressors, "--compressors"),
         samplers=_names(samplers, "--samplers"), horizon=horizon, temperature=temperature,
+        length_unit=length_unit,
         image_size=_image_size(image_size),
         audio_prompt_seconds=audio_prompt, audio_seconds=audio_length,
         audio_context=audio_context, text_offset=text_offset, prompt_bytes=prompt_bytes,
