@@ -34,7 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from gencomp import get_compressor  # noqa: E402
 from gencomp.container import DIGEST_BYTES, frame, pack  # noqa: E402
 from tests.conftest import shared_data_dir  # noqa: E402
-from tests.fuzz import HOSTILE_MODELS, frame_v1, split_container_v1  # noqa: E402
+from tests.fuzz import (  # noqa: E402
+    HOSTILE_MODELS,
+    frame_v1,
+    pack_v1,
+    split_container_v1,
+    version_1_model_payload,
+)
 
 GENCOMP = [sys.executable, "-m", "gencomp"]
 REPO = Path(__file__).resolve().parent.parent
@@ -79,15 +85,33 @@ def measure(arguments: list[str], folder: Path) -> dict:
             "workers": most_workers, "message": message[:70]}
 
 
+#: A run with worker processes: the torch engine, 2 KiB chunks in groups of 2.
+WORKER_RUN = ["-c", "transformer", "--param", "engine=torch", "--param", "chunk_size=2048",
+              "--param", "batch_size=2"]
+WORKERS_16 = 'transformer (torch) recording "workers": 16'
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop_time(arguments: list[str], folder: Path, stop: int) -> tuple[float, int]:
-    """Start a --workers 2 run, send `stop` once its two workers code, and return the
-    seconds until no process of its group remains (and the exit code)."""
+    """Start a --workers 2 run, send `stop` once both workers have loaded the model and
+    code (1.5 s of CPU each), and return the seconds until no process of its group
+    remains, and the exit code."""
     process = subprocess.Popen([*GENCOMP, *arguments, "--workers", "2"], cwd=folder,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    while _workers(process.pid) < 2 and process.poll() is None:
+    while process.poll() is None:
+        workers = [pid for pid, command in _group_processes(process.pid)
+                   if b"spawn_main" in command]
+        if len(workers) == 2 and min(map(_cpu_seconds, workers)) > 1.5:
+            break
         time.sleep(0.02)
-    time.sleep(0.5)
     if process.poll() is not None:
         raise SystemExit("the run ended before it could be stopped: give it more data")
     os.kill(process.pid, stop)
@@ -123,7 +147,7 @@ def main() -> None:
     text = (shared_data_dir() / "text" / "enwik8_first_4154400_bytes").read_bytes()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        (folder / "text").write_bytes(text[: 32 << 10])
+        (folder / "text").write_bytes(text[: 16 << 10])
         files = {
             "zstd, 1 MiB of text (honest)": pack(get_compressor("zstd", level=1),
                                                  text[: 1 << 20]),
@@ -132,18 +156,19 @@ def main() -> None:
                                                         text[:2048]),
         }
         for case, hostile in HOSTILE_MODELS.items():
-            files[f"{case} (crafted)"] = hostile.container()[1]
-        header, payload = split_container_v1((REPO / "tests/data/v1_cm.gcz").read_bytes())
+            files[f"{case} (crafted)"] = hostile.container()
+        # The torch engine's workers are processes (cm's and the kernels' are threads).
+        torch_engine = get_compressor("transformer", engine="torch", chunk_size=64,
+                                      batch_size=1)
+        header, payload = split_container_v1(pack_v1(torch_engine, text[:256]))
         fields = json.loads(header)
         fields["params"]["workers"] = 16
-        files['cm recording "workers": 16 (crafted)'] = frame_v1(json.dumps(fields).encode(),
-                                                                  payload)
+        files[WORKERS_16] = frame_v1(json.dumps(fields).encode(), payload)
         files["gzip declaring 2^40 bytes (crafted)"] = frame("gzip", {}, 1 << 40,
                                                              bytes(DIGEST_BYTES), b"")
         files[f"zstd of {BOMB_BYTES >> 20} MiB of zeros (crafted)"] = _zeros_bomb()
         runs = [(label, []) for label in files]
-        runs.insert(runs.index(('cm recording "workers": 16 (crafted)', [])) + 1,
-                    ('cm recording "workers": 16 (crafted)', ["--workers", "2"]))
+        runs.insert(runs.index((WORKERS_16, [])) + 1, (WORKERS_16, ["--workers", "2"]))
         runs.append((f"zstd of {BOMB_BYTES >> 20} MiB of zeros (crafted)", ["--max-output",
                                                                               "1G"]))
         print(f"\n{'container':44s} {'flags':16s} {'exit':>4s} {'peak RSS':>9s} "
@@ -155,12 +180,16 @@ def main() -> None:
             print(f"{label:44s} {' '.join(flags):16s} {row['exit']:>4s} "
                   f"{row['resident_mib']:>5.0f} MiB {row['seconds']:>7.1f} {row['workers']:>7d}"
                   f"  {row['message']}")
-        (folder / "text.gcz").write_bytes(pack(get_compressor("cm", batch_size=2, workers=2),
-                                               (folder / "text").read_bytes()))
-        print("\nstopping a --workers 2 run of cm (32 KiB, groups of 2 chunks) once its "
-              "workers code:")
-        for command in (["compress", "text", "-c", "cm", "--param", "batch_size=2", "-o",
-                         "stopped.gcz"], ["decompress", "text.gcz", "-o", "stopped"]):
+        fingerprint = get_compressor("transformer", engine="torch").predictor.fingerprint
+        chunks = (folder / "text").read_bytes()[: 16 << 10]
+        (folder / "text.gcz").write_bytes(frame(
+            "transformer", {"engine": "torch"}, len(chunks),
+            hashlib.sha256(chunks).digest()[:DIGEST_BYTES],
+            version_1_model_payload("transformer", fingerprint, chunks, 2048, 2)))
+        print("\nstopping a --workers 2 run of the Transformer's torch engine (2 KiB chunks in "
+              "groups of 2) once its workers code:")
+        for command in (["compress", "text", *WORKER_RUN, "-o", "stopped.gcz"],
+                        ["decompress", "text.gcz", "-o", "stopped"]):
             for stop in (signal.SIGTERM, signal.SIGKILL):
                 seconds, code = stop_time(command, folder, stop)
                 print(f"  {command[0]:10s} {signal.Signals(stop).name:7s}: exit {code}, last "

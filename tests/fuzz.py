@@ -58,12 +58,10 @@ import numpy as np
 import soundfile
 from PIL import Image
 
-from gencomp.codecs.predictive import PredictiveCompressor
+from gencomp import arithmetic, varints
 from gencomp.compressor import Compressor, available_compressors, compressor_spec, get_compressor
 from gencomp.container import DIGEST_BYTES, MAGIC, frame, pack, read_header, seal, unpack
 from gencomp.errors import GencompError
-from predictors.base import Predictor
-from predictors.cm import ContextMixingPredictor
 from tests.conftest import shared_data_dir
 
 #: Parameter sets beyond the defaults whose payloads take other decoder paths.
@@ -351,38 +349,20 @@ def damage_params(rng: random.Random, seed: Seed) -> bytes:
                  payload)
 
 
-class ImpostorPredictor(Predictor):
-    """Uniform next-byte distributions under another model's name and fingerprint: how a
-    hostile encoder writes a payload that a real model's decoder accepts, declaring any
-    batch it likes, without ever allocating that model's state itself."""
-
-    def __init__(self, name: str, fingerprint: str) -> None:
-        self.name = name
-        self._fingerprint = fingerprint
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {}
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    def start(self, batch_size: int) -> tuple[None, np.ndarray]:
-        return None, np.full((batch_size, 256), 1 / 256)
-
-    def step(self, state: None, symbols: np.ndarray) -> np.ndarray:
-        return np.full((len(symbols), 256), 1 / 256)
-
-
-def impostor_container(name: str, fingerprint: str, params: dict[str, Any], data: bytes,
-                       chunk_size: int, batch_size: int) -> tuple[PredictiveCompressor, bytes]:
-    """A well-formed container of model compressor `name` with `params`, whose payload
-    says its chunks were coded in groups of `batch_size`; and the impostor that coded it."""
-    impostor = PredictiveCompressor(ImpostorPredictor(name, fingerprint), chunk_size=chunk_size,
-                                    batch_size=batch_size, name=name)
-    return impostor, frame(name, params, len(data), hashlib.sha256(data).digest()[:DIGEST_BYTES],
-                           impostor.compress(data))
+def version_1_model_payload(name: str, fingerprint: str, data: bytes, chunk_size: int,
+                            group: int) -> bytes:
+    """A model payload in version 1 of `gencomp.codecs.predictive`'s format (still read, and
+    the only one the first cm model decodes from), as a hostile encoder writes it: chunks
+    coded under uniform distributions, whatever model and group the header names."""
+    header = struct.pack("<3sBIIQ", b"GCP", 1, chunk_size, group, len(data))
+    for text in (name.encode("utf-8"), fingerprint.encode("ascii")):
+        header += bytes([len(text)]) + text
+    chunks = [data[start:start + chunk_size] for start in range(0, len(data), chunk_size)]
+    streams = [arithmetic.encode(np.frombuffer(chunk, dtype=np.uint8),
+                                 np.full((len(chunk), 256), 1 / 256)) for chunk in chunks]
+    return b"".join([header, struct.pack("<I", zlib.crc32(data, zlib.crc32(header))),
+                     *(varints.encode(len(stream)) for stream in streams),
+                     *map(arithmetic.words_to_bytes, streams)])
 
 
 @dataclass(frozen=True)
@@ -398,41 +378,50 @@ class HostileModel:
     #: The real model's fingerprint (the payload must name it for the decoder to accept it).
     fingerprint: Callable[[], str]
 
-    def container(self) -> tuple[PredictiveCompressor, bytes]:
-        return impostor_container(self.compressor, self.fingerprint(), self.params, self.data,
-                                  self.chunk_size, self.group)
+    def container(self) -> bytes:
+        payload = version_1_model_payload(self.compressor, self.fingerprint(), self.data,
+                                          self.chunk_size, self.group)
+        return frame(self.compressor, self.params, len(self.data),
+                     hashlib.sha256(self.data).digest()[:DIGEST_BYTES], payload)
 
 
-#: Issue 20's reports: cm tables of 40 GiB (1-byte chunks, a group of 256) and 5 GiB (the
-#: 473-byte file that reached 4.4 GB resident), and the Transformer's torch-engine cache for
-#: a group of 256 sequences (1 GiB).
+def _legacy_cm_fingerprint(order: int, table_bits: int) -> str:
+    from predictors.cm_legacy import LegacyContextMixingPredictor
+
+    return LegacyContextMixingPredictor(order=order, table_bits=table_bits).fingerprint
+
+
+#: Issue 20's reports, on the first cm model (which `cm` files of version 1 name, and
+#: which steps a batch): tables of 40 GiB (1-byte chunks, a group of 256) and 5 GiB (the
+#: 473-byte file that reached 4.4 GB resident); and the Transformer's torch-engine cache
+#: for a group of 256 sequences (1 GiB).
 HOSTILE_MODELS = {
     "cm-40GiB-of-tables": HostileModel(
         "cm", {"order": 7, "table_bits": 20}, bytes(256), 1, 256,
-        lambda: ContextMixingPredictor(order=7, table_bits=20).fingerprint),
+        lambda: _legacy_cm_fingerprint(7, 20)),
     "cm-5GiB-of-tables": HostileModel(
         "cm", {"order": 7, "table_bits": 20}, bytes(range(256)) * 256, 2048, 32,
-        lambda: ContextMixingPredictor(order=7, table_bits=20).fingerprint),
+        lambda: _legacy_cm_fingerprint(7, 20)),
     "transformer-1GiB-cache": HostileModel(
-        "transformer", {"engine": "torch"}, bytes(512), 2, 256,
+        "transformer", {"engine": "torch"}, bytes(range(256)) * 2, 2, 256,
         lambda: get_compressor("transformer", engine="torch").predictor.fingerprint),
 }
 
 
 def model_param_seeds(codecs: list[str] | None) -> list[Seed]:
-    """Model containers for the parameter target besides the ordinary ones: a cm container
-    of several groups (one that could choose its workers would start them), and the
-    `HOSTILE_MODELS`."""
+    """Model containers for the parameter target besides the ordinary ones: one of several
+    groups coded by worker processes (the Transformer's torch engine: a container that
+    could choose its workers would start them), and the `HOSTILE_MODELS`."""
     names = codecs or available_compressors()
     seeds = []
-    if "cm" in names:
-        grouped = get_compressor("cm", chunk_size=16, batch_size=1)
-        data = b"three groups of sixteen bytes, each a job of its own"
+    if "transformer" in names:
+        grouped = get_compressor("transformer", engine="torch", chunk_size=16, batch_size=1)
+        data = b"four groups of sixteen bytes or fewer, each its own job"
         seeds.append(Seed(grouped, data, pack(grouped, data)))
     for hostile in HOSTILE_MODELS.values():
         if hostile.compressor in names:
-            impostor, container = hostile.container()
-            seeds.append(Seed(impostor, hostile.data, container))
+            seeds.append(Seed(get_compressor(hostile.compressor), hostile.data,
+                              hostile.container()))
     return seeds
 
 
