@@ -292,8 +292,6 @@ def _folded_extreme(predicate: str):
 
 #: The largest lane (exact: the order of comparisons cannot change a maximum's value).
 largest_lane = _folded_extreme(">=")
-#: The smallest lane.
-smallest_lane = _folded_extreme("<=")
 
 
 @intrinsic
@@ -308,3 +306,4 @@ def any_less(typingctx, a, b):
         return builder.icmp_unsigned("!=", bits, ir.Constant(ir.IntType(LANES), 0))
 
     return types.boolean(a, b), codegen
+

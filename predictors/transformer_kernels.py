@@ -34,7 +34,7 @@ by the scaled total is unchanged. Only a product that is subnormal at true scale
 differently (to the subnormal grid); rows where one can occur round those products to
 that grid with a fused multiply-add (`_grid_product`), the one rounding the true product
 had. The key/value cache keeps, per head, the smallest |value| so far, which tells the
-rows that cannot have one.
+blocks of keys that cannot have one (their weights times it are normal).
 
 The parameters come from a checkpoint's tensors (`pack_weights`); the model itself stays
 the PyTorch module that trains and runs on the GPU. `tests/test_transformer_kernels.py`
@@ -53,6 +53,7 @@ import numpy as np
 from predictors.float32x16 import (
     LANES,
     absolute,
+    any_less,
     copysign,
     floor,
     fma,
@@ -61,7 +62,6 @@ from predictors.float32x16 import (
     load,
     power_of_two,
     select_less,
-    smallest_lane,
     splat,
     store,
 )
@@ -73,6 +73,8 @@ BLOCK = 4 * LANES
 TILE = 4 * LANES
 #: Attention rows that share a pass over the keys (a divisor of BLOCK).
 QUERY_BLOCK = 4
+#: 0, 1, …, 15: which key of a 16-key vector a lane holds.
+LANE_INDICES = np.arange(LANES, dtype=np.float32)
 LOG2_E = np.float32(1.4426950408889634)
 #: 2^f on [0, 1) to a relative 8e-8, fitted at Chebyshev nodes; literals, so that every
 #: machine uses the same constants.
@@ -175,29 +177,6 @@ def pack_weights(tensors: Mapping[str, np.ndarray], num_heads: int, context_leng
         attention_scale=np.float32((dim // num_heads) ** -0.5),
         num_heads=num_heads,
     )
-
-
-class KernelCache(NamedTuple):
-    """Keys and values of a batch of sequences, stored transposed (batch, layers, heads,
-    head_dim, capacity + LANES) so that one head's attention reads contiguous rows, and
-    zero past what was written; `value_floors` (batch, layers, heads) is the smallest
-    |value| each head has stored. (Rows 4 KiB apart would make the CPU take loads from
-    one row for stores to another: it compares addresses by their low 12 bits first.)"""
-
-    keys: np.ndarray
-    values: np.ndarray
-    value_floors: np.ndarray
-
-
-@_kernel
-def allocate_cache(weights, batch_size):
-    """An empty cache for `batch_size` sequences (a `KernelCache`)."""
-    layers, dim = weights.qkv.shape[0], weights.qkv.shape[1]
-    head_dim = dim // weights.num_heads
-    shape = (batch_size, layers, weights.num_heads, head_dim, _capacity(weights) + LANES)
-    size = batch_size * layers * weights.num_heads * head_dim * shape[4]
-    return KernelCache(_aligned_zeros(size).reshape(shape), _aligned_zeros(size).reshape(shape),
-                       np.zeros(shape[:3], np.float32))
 
 
 # --- elementwise pieces ------------------------------------------------------------------
@@ -373,10 +352,13 @@ def _matmul(x, matrix, out):
 class _Scratch(NamedTuple):
     """Work arrays, allocated once per call."""
 
-    scores: np.ndarray       # (QUERY_BLOCK, capacity)
-    exps: np.ndarray         # (QUERY_BLOCK, max(capacity, 256)): weights, or a row's exps
-    folds: np.ndarray        # (QUERY_BLOCK, head_dim + 1, capacity / 4): the folded sums
-    sums: np.ndarray         # (QUERY_BLOCK, head_dim + 1)
+    scores: np.ndarray       # (queries, capacity): queries, the rows attending at once
+    largest: np.ndarray      # (queries · LANES,): each row's largest score, by lane
+    unit_weights: np.ndarray  # (queries · 4 · LANES,): the rows' weights of 4 key vectors
+    exact_rows: np.ndarray   # (queries,) bool
+    folds: np.ndarray        # (queries, head_dim + 1, capacity / 4): the folded sums
+    sums: np.ndarray         # (queries, head_dim + 1)
+    exps: np.ndarray         # (256,): a row's exps in `_predict`
     qkv: np.ndarray          # (rows, 3·dim)
     attended: np.ndarray     # (rows, dim)
     projected: np.ndarray    # (rows, dim)
@@ -390,18 +372,44 @@ def _zeros(rows, columns):
 
 
 @_kernel
-def _allocate_scratch(weights, rows):
+def _allocate_scratch(weights, rows, queries):
     """Rows padded by a few cache lines, so that no two are 4 KiB apart (see KernelCache)."""
     dim, hidden = weights.ff_in.shape[1], weights.ff_in.shape[2]
     head_dim, capacity = dim // weights.num_heads, _capacity(weights)
     fold_stride = capacity // 4 + LANES
-    folds = _aligned_zeros(QUERY_BLOCK * (head_dim + 1) * fold_stride)
-    return _Scratch(_zeros(QUERY_BLOCK, capacity + 2 * LANES),
-                    _zeros(QUERY_BLOCK, max(capacity, 256) + 3 * LANES),
-                    folds.reshape((QUERY_BLOCK, head_dim + 1, fold_stride)),
-                    np.zeros((QUERY_BLOCK, head_dim + 1), np.float32),
+    folds = _aligned_zeros(queries * (head_dim + 1) * fold_stride)
+    return _Scratch(_zeros(queries, capacity + 2 * LANES),
+                    _aligned_zeros(queries * LANES), _aligned_zeros(queries * 4 * LANES),
+                    np.zeros(queries, np.bool_),
+                    folds.reshape((queries, head_dim + 1, fold_stride)),
+                    np.zeros((queries, head_dim + 1), np.float32), _aligned_zeros(256),
                     _zeros(rows, 3 * dim), _zeros(rows, dim), _zeros(rows, dim),
                     _zeros(rows, hidden), _zeros(rows, 256))
+
+
+class KernelCache(NamedTuple):
+    """What a batch of sequences keeps between steps. Keys and values, stored transposed
+    (batch, layers, heads, head_dim, capacity + LANES) so that one head's attention reads
+    contiguous rows, and zero past what was written; `value_floors` (batch, layers, heads)
+    is the smallest |value| each head has stored. (Rows 4 KiB apart would make the CPU take
+    loads from one row for stores to another: it compares addresses by their low 12 bits
+    first.) `scratch`: the steps' work arrays, allocated once."""
+
+    keys: np.ndarray
+    values: np.ndarray
+    value_floors: np.ndarray
+    scratch: _Scratch
+
+
+@_kernel
+def allocate_cache(weights, batch_size):
+    """An empty cache for `batch_size` sequences (a `KernelCache`)."""
+    layers, dim = weights.qkv.shape[0], weights.qkv.shape[1]
+    head_dim = dim // weights.num_heads
+    shape = (batch_size, layers, weights.num_heads, head_dim, _capacity(weights) + LANES)
+    size = batch_size * layers * weights.num_heads * head_dim * shape[4]
+    return KernelCache(_aligned_zeros(size).reshape(shape), _aligned_zeros(size).reshape(shape),
+                       np.zeros(shape[:3], np.float32), _allocate_scratch(weights, batch_size, 1))
 
 
 @_kernel
@@ -418,29 +426,61 @@ def _grid_product(weight, value):
 
 
 @_kernel
-def _weighted(weight, value, exact):
-    """weight · value as at true scale (`exact`: known not to be subnormal there), and +0
-    for a key past the query (weight 0), as the zeros of a fresh cache would give."""
+def _weighted(weight, value, exact, masked):
+    """weight · value as at true scale (`exact`: known not to be subnormal there), and,
+    where `masked`, +0 for a key past the row (weight 0), as a fresh cache's zeros give."""
     product = weight * value if exact else _grid_product(weight, value)
-    zero = splat(np.float32(0.0))
-    return select_less(zero, weight, product, zero)
+    if masked:
+        zero = splat(np.float32(0.0))
+        product = select_less(zero, weight, product, zero)
+    return product
 
 
 @_kernel
-def _fold_rows(folds, units, sums):
-    """sums[r] = the fold of folds[r, :units·LANES]: the upper units onto the lower until
-    one remains (`units` → ⌈units/2⌉ → …), then its lanes as `folded_sum`."""
-    stride = folds.shape[1]
-    for r in range(folds.shape[0]):
-        base = r * stride
-        length = units
-        while length > 1:
-            half = (length + 1) // 2
-            for u in range(length - half):
-                lower = base + u * LANES
+def _fold_rows(folds, rows, units, sums):
+    """sums.flat[r] = the fold of row r of folds (rows × stride, flat) over its first
+    units·LANES: the upper units onto the lower until one remains (`units` → ⌈units/2⌉ →
+    …), then its lanes as `folded_sum`. Every row at once, level by level."""
+    stride = folds.shape[-1]
+    length = units
+    while length > 1:
+        half = (length + 1) // 2
+        for u in range(length - half):
+            for r in range(rows):
+                lower = r * stride + u * LANES
                 store(folds, lower, load(folds, lower) + load(folds, lower + half * LANES))
-            length = half
-        sums[r] = folded_sum(load(folds, base))
+        length = half
+    for r in range(rows):
+        sums.flat[r] = folded_sum(load(folds, r * stride))
+
+
+@_kernel
+def _block_weights(scores, r, j, count, largest, quarter):
+    """The (scaled) weights of keys j, j + quarter, j + 2·quarter, j + 3·quarter … + 16 of
+    row r, zero from key `count` on (the keys past the row, read as a fresh cache's zeros)."""
+    row = r * scores.shape[1] + j
+    bias = EXPONENT_BIAS + WEIGHT_SCALE
+    e0 = _exp(load(scores, row), largest, bias)
+    e1 = _exp(load(scores, row + quarter), largest, bias)
+    e2 = _exp(load(scores, row + 2 * quarter), largest, bias)
+    e3 = _exp(load(scores, row + 3 * quarter), largest, bias)
+    if j + 3 * quarter + LANES > count:
+        zero, lanes = splat(np.float32(0.0)), load(LANE_INDICES, 0)
+        limit = splat(np.float32(count - j))
+        e0 = select_less(lanes, limit, e0, zero)
+        e1 = select_less(lanes + np.float32(quarter), limit, e1, zero)
+        e2 = select_less(lanes + np.float32(2 * quarter), limit, e2, zero)
+        e3 = select_less(lanes + np.float32(3 * quarter), limit, e3, zero)
+    return e0, e1, e2, e3
+
+
+@_kernel
+def _score(qkv, row, low, keys, j):
+    """One score, q · keys[:, j], in the order the vectors above compute it."""
+    score = qkv[row, low] * keys[0, j]
+    for d in range(1, keys.shape[0]):
+        score = score + qkv[row, low + d] * keys[d, j]
+    return score
 
 
 @_kernel
@@ -449,15 +489,19 @@ def _attend(qkv, first, queries, low, keys, values, first_count, value_floor, sc
     """attended[first + r, low:low+hd] = softmax(q · keys[:, :count]) @ values[:, :count]ᵀ
     for one head, q = qkv[first + r, low:low+hd] and count = first_count + r, for each of
     `queries` rows whose counts round up to the same multiple of BLOCK. keys and values are
-    (head_dim, capacity), written up to the last count and zero past it (a fresh cache);
-    every row is processed up to its count rounded up to BLOCK, as zeros that add nothing.
-    The rows share each pass over the keys and values, which then come from the CPU's
-    nearest cache for all but the first."""
+    (head_dim, capacity), written up to the last count; every row is processed up to its
+    count rounded up to BLOCK, as zeros that add nothing (so the keys past a row's count
+    are read as zeros, whatever the cache holds there). The rows share each pass over the
+    keys and values, which then come from the CPU's nearest cache for all but the first."""
     head_dim, capacity = keys.shape  # capacity: the row stride
     padded = (first_count + BLOCK - 1) // BLOCK * BLOCK
-    scores, exps, folds, sums = scratch.scores, scratch.exps, scratch.folds, scratch.sums
-    scores_stride, exps_stride = scores.shape[1], exps.shape[1]
-    # The scores, a block of keys at a time for every row.
+    scores, folds, sums, largest = scratch.scores, scratch.folds, scratch.sums, scratch.largest
+    scores_stride = scores.shape[1]
+    lanes = load(LANE_INDICES, 0)
+    # The scores, a block of keys at a time for every row, and each row's largest over its
+    # keys before its count (lane by lane, in `largest`).
+    for r in range(queries):
+        store(largest, r * LANES, splat(_score(qkv, first + r, low, keys, 0)))
     for block in range(0, padded, BLOCK):
         for r in range(queries):
             q = qkv[first + r, low]
@@ -474,45 +518,58 @@ def _attend(qkv, first, queries, low, keys, values, first_count, value_floor, sc
             store(scores, row + LANES, s1)
             store(scores, row + 2 * LANES, s2)
             store(scores, row + 3 * LANES, s3)
-    # Each row's weights (scaled) from its largest score over the keys before its count.
-    exact_rows = np.empty(QUERY_BLOCK, np.bool_)
+            top = load(largest, r * LANES)
+            count = first_count + r
+            if block + BLOCK > count:  # keys past the count do not count
+                limit = splat(np.float32(count - block))
+                s0 = select_less(lanes, limit, s0, top)
+                s1 = select_less(lanes + np.float32(LANES), limit, s1, top)
+                s2 = select_less(lanes + np.float32(2 * LANES), limit, s2, top)
+                s3 = select_less(lanes + np.float32(3 * LANES), limit, s3, top)
+            store(largest, r * LANES, max(top, max(max(s0, s1), max(s2, s3))))
     for r in range(queries):
-        count, row = first_count + r, r * scores_stride
-        largest = smallest = splat(scores[r, 0])
-        whole = count - count % LANES
-        for j in range(0, whole, LANES):
-            s = load(scores, row + j)
-            largest, smallest = max(largest, s), min(smallest, s)
-        largest_score, smallest_score = largest_lane(largest), smallest_lane(smallest)
-        for j in range(whole, count):
-            score = scores[r, j]
-            largest_score = largest_score if largest_score >= score else score
-            smallest_score = smallest_score if smallest_score <= score else score
-        for j in range(0, padded, LANES):
-            store(exps, r * exps_stride + j,
-                  _exp(load(scores, row + j), largest_score, EXPONENT_BIAS + WEIGHT_SCALE))
-        for j in range(count, padded):
-            exps[r, j] = np.float32(0.0)
-        # Every weight is at least 2^⌊t⌋ of the smallest score: then no weight · value is
-        # subnormal when the smallest |value| is at least 2^-125 / 2^⌊t⌋.
-        least_t = max((smallest_score - largest_score) * LOG2_E, SMALLEST_EXPONENT)
-        exact_rows[r] = value_floor >= math.ldexp(1.0, -125 - int(math.floor(least_t)))
-    # The quarters, added key by key, then folded: the total weight in row 0 of a query's
-    # folds, the weighted sum of value component d in row d + 1.
+        largest[r] = largest_lane(load(largest, r * LANES))  # (lane r: row r's largest)
+    # The weights, and the quarters added key by key: the total weight in row 0 of a
+    # query's folds, the weighted sum of value component d in row d + 1.
     quarter = padded // 4
     units = quarter // LANES
     fold_stride = folds.shape[2]
+    # No weight · value is subnormal at true scale where weight · (smallest |value|) is
+    # at least 2^-126 (scaled), with room for that product's rounding.
+    safe = splat(np.float32(2.0 ** (WEIGHT_SCALE - 125)))
+    floor_value = splat(value_floor)
+    weights, exact_rows = scratch.unit_weights, scratch.exact_rows
+    # The first fold, unit u + half onto unit u, as the upper units come: the folds then
+    # take half the room (and stay in the CPU's nearest cache).
+    half = (units + 1) // 2
     for u in range(units):
         i = u * LANES
-        reaches_past_first = i + 3 * quarter + LANES > first_count
+        masked = i + 3 * quarter + LANES > first_count
+        lower = (u - half) * LANES if u >= half else -1
+        # Every row's weights first: independent exps that the CPU overlaps.
         for r in range(queries):
-            e = r * exps_stride + i
-            e0, e1 = load(exps, e), load(exps, e + quarter)
-            e2, e3 = load(exps, e + 2 * quarter), load(exps, e + 3 * quarter)
-            out = r * (head_dim + 1) * fold_stride + i
-            store(folds, out, (e0 + e1) + (e2 + e3))
+            e0, e1, e2, e3 = _block_weights(scores, r, i, first_count + r, largest[r],
+                                            quarter)
+            least = min(min(e0, e1), min(e2, e3))
+            exact_rows[r] = not any_less(least * floor_value, safe)
+            total = (e0 + e1) + (e2 + e3)
+            out = r * (head_dim + 1) * fold_stride
+            if lower < 0:
+                store(folds, out + i, total)
+            else:
+                store(folds, out + lower, load(folds, out + lower) + total)
+            w = 4 * LANES * r
+            store(weights, w, e0)
+            store(weights, w + LANES, e1)
+            store(weights, w + 2 * LANES, e2)
+            store(weights, w + 3 * LANES, e3)
+        for r in range(queries):
+            w = 4 * LANES * r
+            e0, e1 = load(weights, w), load(weights, w + LANES)
+            e2, e3 = load(weights, w + 2 * LANES), load(weights, w + 3 * LANES)
             exact = exact_rows[r]
-            plain = exact and not reaches_past_first
+            plain = exact and not masked
+            out = r * (head_dim + 1) * fold_stride + (i if lower < 0 else lower)
             for d in range(head_dim):
                 v = d * capacity + i
                 v0, v1 = load(values, v), load(values, v + quarter)
@@ -520,11 +577,14 @@ def _attend(qkv, first, queries, low, keys, values, first_count, value_floor, sc
                 if plain:
                     folded = (e0 * v0 + e1 * v1) + (e2 * v2 + e3 * v3)
                 else:
-                    folded = ((_weighted(e0, v0, exact) + _weighted(e1, v1, exact))
-                              + (_weighted(e2, v2, exact) + _weighted(e3, v3, exact)))
-                store(folds, out + (d + 1) * fold_stride, folded)
+                    folded = ((_weighted(e0, v0, exact, masked)
+                               + _weighted(e1, v1, exact, masked))
+                              + (_weighted(e2, v2, exact, masked)
+                                 + _weighted(e3, v3, exact, masked)))
+                at = out + (d + 1) * fold_stride
+                store(folds, at, folded if lower < 0 else load(folds, at) + folded)
+    _fold_rows(folds, queries * (head_dim + 1), half, sums)
     for r in range(queries):
-        _fold_rows(folds[r], units, sums[r])
         for d in range(head_dim):
             attended[first + r, low + d] = sums[r, d + 1] / sums[r, 0]
 
@@ -581,7 +641,7 @@ def _finish_layer(weights, layer, h, scratch):
 @_kernel
 def _predict(weights, h, scratch, out):
     """out[r] (float64, 256) = softmax(h[r] @ W_head + b), the sum taken in float64."""
-    logits, exps = scratch.logits, scratch.exps[0]
+    logits, exps = scratch.logits, scratch.exps
     _matmul(h, weights.head, logits)
     _add_bias(logits, weights.head_bias)
     for r in range(h.shape[0]):
@@ -602,7 +662,7 @@ def step_batch(weights, cache, tokens, position, out):
     """Feed tokens[b] at `position` of every sequence b of the batch (its part of
     `cache`); out[b] (float64, 256) receives the next-byte distribution."""
     batch, dim = tokens.shape[0], weights.qkv.shape[1]
-    scratch = _allocate_scratch(weights, batch)
+    scratch = cache.scratch
     head_dim = dim // weights.num_heads
     h = _zeros(batch, dim)
     _embed(weights, tokens, np.full(batch, position), h)
@@ -630,7 +690,7 @@ def score_sequence(weights, inputs, out):
     layers, num_heads = weights.qkv.shape[0], weights.num_heads
     head_dim = dim // num_heads
     cache = allocate_cache(weights, 1)
-    scratch = _allocate_scratch(weights, length)
+    scratch = _allocate_scratch(weights, length, QUERY_BLOCK)
     h = _zeros(length, dim)
     _embed(weights, inputs, np.arange(length), h)
     for layer in range(layers):

@@ -3,6 +3,10 @@ computation whether a sequence is scored whole (the encoder) or stepped (the dec
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
@@ -15,8 +19,14 @@ from gencomp.container import pack, unpack
 from gencomp.errors import ModelMismatchError, UsageError
 from predictors import transformer_kernels
 from predictors.float32x16 import LANES, load, store
-from predictors.transformer import TransformerConfig, TransformerModel, TransformerPredictor
-from tests.test_transformer import TINY, random_model
+from predictors.transformer import (
+    ModelTensors,
+    TransformerConfig,
+    TransformerModel,
+    TransformerPredictor,
+)
+from predictors.transformer_model import state_arrays
+from tests.test_transformer import ENWIK8, TINY, random_model
 
 #: Small, and with every remainder the kernels handle: 12-wide heads (an 8-row pass plus
 #: single rows), a context that is not a multiple of the 64-key block, widening 3.
@@ -179,3 +189,53 @@ def test_payloads_decode_with_the_engine_that_coded_them() -> None:
     assert restored.predictor.engine == "torch" and restored.decompress(payload) == data
     with pytest.raises(ModelMismatchError):
         get_compressor("transformer", engine="kernels", chunk_size=256).decompress(payload)
+
+
+#: What payloads of the shipped 200K model record: any change here would leave every
+#: payload of that engine undecodable.
+SHIPPED_200K_FINGERPRINTS = {
+    "kernels": "78564c50eba9461b2e8b1d4cb315a7043bb63f115d26227b7d89b23323ad1c9c",
+    "torch": "192332cf2f0818e47b5772d12737bb77f91bbcda2799482428875bbf48859863",
+}
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def test_fingerprints_do_not_depend_on_how_the_weights_were_loaded() -> None:
+    from predictors.transformer import load_pretrained
+
+    for engine, fingerprint in SHIPPED_200K_FINGERPRINTS.items():
+        assert load_pretrained("200k", engine=engine).fingerprint == fingerprint
+    model = random_model(ODD)
+    from_module = TransformerPredictor(model, engine="kernels")
+    from_arrays = TransformerPredictor(ModelTensors(ODD, state_arrays(model)), engine="kernels")
+    assert from_module.fingerprint == from_arrays.fingerprint
+
+
+def test_a_payload_of_the_first_kernels_still_decodes() -> None:
+    """tests/data/transformer_kernels_v1.payload: the last 2,348 bytes of our enwik8 sample
+    (a whole chunk and a short one), coded by the kernels as first written (scalar loops,
+    before 16-lane vectors): decoding needs today's kernels to give the same bits."""
+    payload = (DATA / "transformer_kernels_v1.payload").read_bytes()
+    assert get_compressor("transformer").decompress(payload) == ENWIK8.read_bytes()[-2348:]
+
+
+STARTUP_SCRIPT = """
+import sys, numba, numpy as np
+from predictors import transformer_kernels
+from predictors.transformer import load_pretrained
+predictor = load_pretrained("200k")
+predictor.sequence_distributions(b"a warm start")
+state, _ = predictor.start(1)
+predictor.step(state, np.array([97], np.uint8))
+print(sum(sum(kernel.stats.cache_misses.values()) for kernel in vars(transformer_kernels).values()
+          if isinstance(kernel, numba.core.registry.CPUDispatcher)), "torch" in sys.modules)
+"""
+
+
+def test_the_cpu_engine_starts_without_torch_or_compiling() -> None:
+    """The kernels load from numba's cache (cache=True) after the first run, and the CPU
+    engine reads its checkpoint without importing torch."""
+    for _ in range(2):  # the first run fills the cache if nothing had yet
+        result = subprocess.run([sys.executable, "-c", STARTUP_SCRIPT], capture_output=True,
+                                text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    assert result.stdout.split() == ["0", "False"]
