@@ -64,9 +64,10 @@ MAX_HEADER_BYTES = 1 << 16
 DIGEST_BYTES = 8
 
 #: The value each encoding parameter has in a version-2 container that leaves it out (the
-#: defaults when version 2 was made). Frozen: changing a value would change what existing
-#: files mean, so a new set needs a new format version. A parameter not listed here (a
-#: compressor added later, a new parameter) is always recorded.
+#: defaults when version 2 was made). A listed value never changes: that would change what
+#: existing files mean (new values need a new format version). A parameter not listed is
+#: always recorded; one added to a compressor later may join the table with the value
+#: that keeps its compressor's old behaviour, which is what files made before it mean.
 IMPLICIT_PARAMS: dict[str, dict[str, Any]] = {
     "gzip": {"level": 9},
     "bz2": {"level": 9},
