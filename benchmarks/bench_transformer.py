@@ -8,8 +8,10 @@ one call while the decoder steps it byte by byte, and both get identical bits. W
 - the peak: a float32 matrix product through numpy on one BLAS thread (pinned below,
   before numpy loads), best of several, measured before and after the kernels;
 - the encoder's scoring (`sequence_distributions`) and the decoder's stepping (batch 1, as
-  the coder decodes), on one core, without the arithmetic coder, each as KB/s, GFLOP/s and
-  a fraction of the peak, from the model's FLOPs per byte computed from its shapes;
+  the coder decodes; `--decode-batch-sizes` adds chunks stepped together, which share each
+  pass over the weights), on one core, without the arithmetic coder, each as KB/s,
+  GFLOP/s and a fraction of the peak, from the model's FLOPs per byte computed from its
+  shapes;
 - the torch engine's stepping (`--torch-batch-sizes`), the exact path before the kernels
   (and the one a GPU uses), on one core;
 - `compress` / `decompress` through the coder with `--workers`, the round trip checked.
@@ -143,6 +145,8 @@ def main() -> None:
                         help="chunks for the one-core timings (each timed separately)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each one-core timing; the fastest counts")
+    parser.add_argument("--decode-batch-sizes", type=int, nargs="*", default=[4],
+                        help="kernels stepping this many chunks as one batch (besides 1)")
     parser.add_argument("--torch-batch-sizes", type=int, nargs="*", default=[32])
     parser.add_argument("--codec-chunks", type=int, default=128,
                         help="chunks to compress/decompress through the coder (0: none)")
@@ -175,6 +179,11 @@ def main() -> None:
            sum(scored_bits(kernels, chunk) for chunk in chunks) / total)
     report("kernels, decoder: stepping, batch 1", decode_s, flops, peak,
            sum(stepped_bits(kernels, [chunk]) for chunk in chunks) / total)
+    for batch_size in arguments.decode_batch_sizes:
+        batch = enwik8_chunks(batch_size)
+        seconds = best_cpu_seconds(lambda b=batch: stepped_bits(kernels, b), arguments.repeats)
+        report(f"kernels, decoder: stepping, batch {batch_size}", seconds / batch_size, flops,
+               peak, stepped_bits(kernels, batch) / (CHUNK_SIZE * batch_size))
     if arguments.torch_batch_sizes:
         pytorch = load_pretrained(arguments.size, engine="torch")
         for batch_size in arguments.torch_batch_sizes:
