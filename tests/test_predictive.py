@@ -15,7 +15,7 @@ import torch
 
 from gencomp import get_compressor
 from gencomp.cli import main
-from gencomp.codecs.predictive import PredictiveCompressor, parse_payload
+from gencomp.codecs.predictive import Mixture, PredictiveCompressor, parse_payload
 from gencomp.container import read_header
 from gencomp.datasets import DataLocations, load_chunks
 from gencomp.errors import (
@@ -26,6 +26,7 @@ from gencomp.errors import (
     UsageError,
 )
 from predictors.base import Predictor, State
+from predictors.cm import ContextMixingPredictor, table_bits_for
 from predictors.cm_legacy import LegacyContextMixingPredictor
 from predictors.transformer import (
     TransformerConfig,
@@ -227,6 +228,46 @@ def test_streaming_gives_more_context(enwik8_megabyte: bytes) -> None:
     assert streaming.code_length_bits(data[:24]) == chunked.code_length_bits(data[:24])
 
 
+@pytest.mark.parametrize("engine", ["kernels", "torch"])
+def test_streaming_mixed_with_cm(enwik8_megabyte: bytes, engine: str) -> None:
+    """Windows mixed with an online model of the whole chunk: exact round trips, the
+    decoder's distributions the encoder's, the ideal length the payload's, continuations
+    the code length's differences; a payload decodes only with the same mixture."""
+    recorder = RecordingPredictor(ContextMixingPredictor(table_bits_for(1024)))
+    compressor = PredictiveCompressor(small_transformer(engine), chunk_size=None, stride=8,
+                                      companion=recorder)
+    data = enwik8_megabyte[:90]
+    payload = compressor.compress(data)
+    encoder_outputs, recorder.outputs = recorder.outputs, []
+    assert compressor.decompress(payload) == data
+    assert len(recorder.outputs) == len(encoder_outputs) == len(data)
+    assert all(np.array_equal(decoded, encoded)
+               for decoded, encoded in zip(recorder.outputs, encoder_outputs, strict=True))
+    _, [stream] = parse_payload(payload, "transformer", len(data), 4)
+    ideal = compressor.code_length_bits(data)
+    assert ideal <= 8 * len(stream) <= ideal + 32
+    alone = PredictiveCompressor(small_transformer(engine), chunk_size=None, stride=8)
+    with pytest.raises(ModelMismatchError):
+        alone.decompress(payload)
+    for context_length in (0, 23, 24, 45):
+        context = data[:context_length]
+        base = compressor.code_length_bits(context)
+        for candidates in ([b"e", b"\x00"], [b"e", b"the quick"]):
+            slow = [compressor.code_length_bits(context + candidate) - base
+                    for candidate in candidates]
+            np.testing.assert_allclose(compressor.continuation_bits(context, candidates),
+                                       slow, rtol=0, atol=1e-9)
+
+
+def test_mixture_follows_the_better_model() -> None:
+    mixture = Mixture()
+    for _ in range(20):
+        mixture.learn(0.5, 0.01)
+    assert 0.9 < mixture.weight < 1.0  # the share keeps the other in play
+    row = mixture.mix(np.full(256, 1 / 256), np.full(256, 1 / 256))
+    assert np.allclose(row.sum(), 1.0)
+
+
 def test_stride_must_fit_the_context() -> None:
     with pytest.raises(ValueError, match="stride"):
         PredictiveCompressor(small_transformer("torch"), chunk_size=None, stride=25)
@@ -330,6 +371,11 @@ def test_transformer_streams_by_default(checkpoint: str, enwik8_megabyte: bytes)
     assert rebuilt.decompress(compressor.compress(data)) == data
     with pytest.raises(UsageError, match="stride"):
         get_compressor("transformer", checkpoint=checkpoint, stride=0)
+    with pytest.raises(UsageError, match="mix"):
+        get_compressor("transformer", checkpoint=checkpoint, mix="gzip")
+    mixed = get_compressor("transformer", checkpoint=checkpoint, mix="cm")
+    assert mixed.params["mix"] == "cm"
+    assert get_compressor("transformer", **mixed.params).decompress(mixed.compress(data)) == data
 
 
 def test_workers_need_a_registered_compressor() -> None:

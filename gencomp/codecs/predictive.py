@@ -11,7 +11,9 @@ Two ways to cut the data, one computation each way for the encoder, the decoder 
   Transformer) slides over it in windows of its context length that overlap: each window
   after the first codes the next `stride` bytes after the context_length − stride bytes
   before them (with stride 1024 and a 2048-byte context, every byte is coded after at
-  least 1024 bytes of context).
+  least 1024 bytes of context). Optionally (`mix`) the windows' distributions are mixed
+  with those of a model that learns the whole chunk online (`cm`): a Bayesian mixture
+  with fixed share, so that whichever predicted the recent bytes better leads.
 
 `PredictiveCompressor` codes a predictor's 256-way distributions with the range coder
 (`gencomp.arithmetic`); chunks are stepped in groups of `batch_size` as one batch, and a
@@ -31,7 +33,8 @@ Payload, version 2 (written; "varint" is unsigned LEB128, `gencomp.varints`):
     group_size      varint   chunks stepped together
     stride          varint   bytes each later window of a chunk codes (0: no windows)
     fingerprint     8 bytes  the first 64 bits of the predictor's digest (its config and
-                             weights): a payload decodes only with the same model
+                             weights; with a mixture, of both models): a payload decodes
+                             only with the same model
     predictor       u8 length + UTF-8 name
     crc32           u32      of all the above followed by the original data: damage that
                              still decodes (to other bytes, or under other settings) is caught
@@ -52,6 +55,7 @@ caller's limit and the payload's own length.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import struct
 import zlib
@@ -96,6 +100,10 @@ MAX_WORKERS = 256
 ENCODE_BLOCK = 64
 #: Bytes of the predictor's fingerprint a version-2 payload records.
 FINGERPRINT_BYTES = 8
+#: Fixed share of a mixture: after each byte this part of the weight goes back to an even
+#: split (Herbster and Warmuth), so that the lead can change quickly. A binary fraction:
+#: every machine computes the same weights.
+MIX_SHARE = 0.125
 #: The Transformer's default stride when streaming: half its context.
 DEFAULT_STRIDE = 1024
 
@@ -133,14 +141,15 @@ def chunk_lengths(length: int, chunk_size: int | None) -> list[int]:
     return [min(chunk_size, length - start) for start in range(0, length, chunk_size)]
 
 
-def pack_payload(predictor: Predictor, data: bytes, chunk_size: int | None, group_size: int,
+def pack_payload(model: tuple[str, str], data: bytes, chunk_size: int | None, group_size: int,
                  stride: int | None, streams: Sequence[bytes], unit: int) -> bytes:
     """A version-2 payload of `data` coded as `streams`, one per chunk, whose sizes are
-    recorded in `unit`s of bytes (4: the range coder's words)."""
-    name = predictor.name.encode("utf-8")
+    recorded in `unit`s of bytes (4: the range coder's words), by `model` (predictor name,
+    fingerprint)."""
+    name, fingerprint = model[0].encode("utf-8"), model[1]
     header = b"".join([MAGIC, bytes([VERSION]), varints.encode(len(data)),
                        varints.encode(chunk_size or 0), varints.encode(group_size),
-                       varints.encode(stride or 0), _fingerprint_bytes(predictor.fingerprint),
+                       varints.encode(stride or 0), _fingerprint_bytes(fingerprint),
                        bytes([len(name)]), name])
     sizes = b"".join(varints.encode(len(stream) // unit) for stream in streams)
     return b"".join([header, _CRC.pack(zlib.crc32(data, zlib.crc32(header))), sizes, *streams])
@@ -247,14 +256,15 @@ def _parse_version1(payload: bytes, owner: str, limit: int) -> tuple[PayloadHead
                          header_crc, crc), streams
 
 
-def check_model(header: PayloadHeader, predictor: Predictor, owner: str) -> None:
-    """Refuse a payload that another model made (ModelMismatchError)."""
-    expected = (predictor.fingerprint if header.version == 1
-                else _fingerprint_bytes(predictor.fingerprint).hex())
-    if header.name != predictor.name or header.fingerprint != expected:
+def check_model(header: PayloadHeader, model: tuple[str, str], owner: str) -> None:
+    """Refuse a payload that another model (predictor name, fingerprint) made
+    (ModelMismatchError)."""
+    name, fingerprint = model
+    expected = fingerprint if header.version == 1 else _fingerprint_bytes(fingerprint).hex()
+    if header.name != name or header.fingerprint != expected:
         raise ModelMismatchError(
             f"{owner}: payload was made by predictor {header.name!r} with fingerprint "
-            f"{header.fingerprint}; the loaded one is {predictor.name!r} with {expected} "
+            f"{header.fingerprint}; the loaded one is {name!r} with {expected} "
             "(other model, weights or settings)")
 
 
@@ -310,7 +320,6 @@ class ModelCompressor(Compressor):
         """Where the chunk holding byte `position` starts."""
         return 0 if self.chunk_size is None else position - position % self.chunk_size
 
-
     def _each_group(self, method: str, jobs: list[tuple[Any, ...]]) -> list[Any]:
         """`method` of this compressor on each job (a group's arguments), in order; spread
         over several workers when there are several jobs. A batch-independent predictor's
@@ -337,6 +346,41 @@ class ModelCompressor(Compressor):
                             on_result=finished)
 
 
+def _walk(predictor: Predictor, group: Sequence[bytes]
+          ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Step `predictor` through a group of chunks (or one window) as one batch: yield, for
+    each position, the (batch, 256) distributions and the (batch,) bytes there (zero past a
+    chunk's end). The decoder reproduces exactly these calls."""
+    longest = max(len(chunk) for chunk in group)
+    symbols = np.zeros((len(group), longest), dtype=np.uint8)
+    for row, chunk in enumerate(group):
+        symbols[row, : len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+    state, probabilities = predictor.start(len(group))
+    for position in range(longest):
+        yield probabilities, symbols[:, position]
+        if position + 1 < longest:
+            probabilities = predictor.step(state, symbols[:, position])
+
+
+class Mixture:
+    """Two next-byte models mixed, `weight` for the first: a Bayesian mixture (each weight
+    grows with the probability its model gave the byte that came) with fixed share."""
+
+    def __init__(self) -> None:
+        self.weight = 0.5
+
+    def mix(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """The mixed distribution (element for element the arithmetic of `learn`)."""
+        return self.weight * first + (1.0 - self.weight) * second
+
+    def learn(self, first: float, second: float) -> float:
+        """Learn from the probabilities both models gave the byte that came; return the
+        mixture's."""
+        mixed = self.weight * first + (1.0 - self.weight) * second
+        self.weight = (1.0 - MIX_SHARE) * (self.weight * first / mixed) + MIX_SHARE / 2
+        return mixed
+
+
 class PredictiveCompressor(ModelCompressor):
     """A predictor turned into a lossless compressor by range coding its distributions.
 
@@ -355,7 +399,7 @@ class PredictiveCompressor(ModelCompressor):
                  batch_size: int = DEFAULT_BATCH_SIZE, name: str | None = None,
                  predictor_params: dict[str, Any] | None = None,
                  fingerprint: str | None = None, workers: int = 1,
-                 stride: int | None = None) -> None:
+                 stride: int | None = None, companion: Predictor | None = None) -> None:
         self.predictor = predictor
         self.chunk_size = (None if chunk_size is None
                            else check_int_range(chunk_size, 1, MAX_CHUNK_SIZE, "chunk_size"))
@@ -367,6 +411,8 @@ class PredictiveCompressor(ModelCompressor):
         if context is not None and (self.chunk_size is None or self.chunk_size > context):
             self.stride = check_int_range(context // 2 if stride is None else stride, 1,
                                           context, "stride")
+        #: The online model mixed with the windows (streaming only), or None.
+        self.companion = companion if self.stride is not None else None
         self.name = name or predictor.name
         self.predictor_params = dict(predictor.config if predictor_params is None
                                      else predictor_params)
@@ -382,7 +428,19 @@ class PredictiveCompressor(ModelCompressor):
     def params(self) -> dict[str, Any]:
         return {**self.predictor_params, "chunk_size": self.chunk_size,
                 "batch_size": self.batch_size, "stride": self.stride,
+                "mix": self.companion.name if self.companion else None,
                 "fingerprint": self.predictor.fingerprint}
+
+    @property
+    def model(self) -> tuple[str, str]:
+        """(name, fingerprint) of what codes the payloads: the predictor, and its
+        companion when it has one."""
+        fingerprint = self.predictor.fingerprint
+        if self.companion is not None:
+            fingerprint = hashlib.sha256(
+                f"{fingerprint}+{self.companion.name}:{self.companion.fingerprint}".encode()
+            ).hexdigest()
+        return self.predictor.name, fingerprint
 
     # --- the one computation -----------------------------------------------------------
 
@@ -412,29 +470,38 @@ class PredictiveCompressor(ModelCompressor):
         return origin + first - (context - self.stride), origin + first
 
     def _walk(self, group: Sequence[bytes]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Step the predictor through a group of chunks (or one window) as one batch:
-        yield, for each position, the (batch, 256) distributions and the (batch,) bytes
-        there (zero past a chunk's end). The decoder reproduces exactly these calls."""
-        longest = max(len(chunk) for chunk in group)
-        symbols = np.zeros((len(group), longest), dtype=np.uint8)
-        for row, chunk in enumerate(group):
-            symbols[row, : len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-        state, probabilities = self.predictor.start(len(group))
-        for position in range(longest):
-            yield probabilities, symbols[:, position]
-            if position + 1 < longest:
-                probabilities = self.predictor.step(state, symbols[:, position])
+        return _walk(self.predictor, group)
 
     def _coded_log2_probs(self, chunks: Sequence[bytes]) -> Iterator[np.ndarray]:
         """log2 p of every coded byte, chunk by chunk (window by window when windowed),
-        computed as the coder does: a group (or one window) steps exactly as `_walk`."""
+        computed as the coder does: a group (or one window) steps exactly as `_walk`.
+        With a companion, one array per chunk: the mixture's, from both models' log2 p
+        of each byte (the companion's from its own code lengths, equal to its coded
+        distributions to float rounding)."""
         if self.stride is None:
             for group in self._groups(chunks):
                 yield from self.predictor.symbol_log2_probs(group)
             return
         for chunk in chunks:
-            for start, first, end in self._windows(len(chunk), self.stride):
-                yield self.predictor.symbol_log2_probs([chunk[start:end]])[0][first - start:]
+            windows = [self.predictor.symbol_log2_probs([chunk[start:end]])[0][first - start:]
+                       for start, first, end in self._windows(len(chunk), self.stride)]
+            if self.companion is None:
+                yield from windows
+                continue
+            mixture = Mixture()
+            yield np.log2([mixture.learn(first, second)
+                           for first, second in zip(*self._component_probs(chunk, windows),
+                                                    strict=True)])
+
+    def _component_probs(self, chunk: bytes, windows: list[np.ndarray] | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """The probabilities the windows and the companion give each byte of `chunk`
+        (`windows`: the windows' log2 p, if already known)."""
+        if windows is None:
+            windows = [self.predictor.symbol_log2_probs([chunk[start:end]])[0][first - start:]
+                       for start, first, end in self._windows(len(chunk), self.stride)]
+        model = np.concatenate(windows) if windows else np.zeros(0)
+        return np.exp2(model), np.exp2(self.companion.symbol_log2_probs([chunk])[0])
 
     # --- code lengths ------------------------------------------------------------------
 
@@ -455,10 +522,12 @@ class PredictiveCompressor(ModelCompressor):
         ask) need a single distribution: after the bytes that window feeds before them.
         """
         fed, coded = self._window_of(len(context))
+        origin = self._chunk_start(len(context))
+        if self.companion is not None:  # the mixture's weight depends on the whole chunk
+            return self._mixed_continuation_bits(context[origin:], fed - origin, candidates)
         if all(len(candidate) == 1 for candidate in candidates):
             log2_probs = np.log2(self._next_distribution(context[fed:]))
             return np.array([-log2_probs[candidate[0]] for candidate in candidates])
-        origin = self._chunk_start(len(context))
         base = self._bits_from(context[origin:], coded - origin)
         return np.array([self._bits_from(context[origin:] + candidate, coded - origin) - base
                          for candidate in candidates])
@@ -474,6 +543,25 @@ class PredictiveCompressor(ModelCompressor):
                     log2_probs = self.predictor.symbol_log2_probs([chunk[start:end]])[0]
                     bits.append(-math.fsum(log2_probs[first - start:]))
         return math.fsum(bits)
+
+    def _mixed_continuation_bits(self, tail: bytes, fed: int, candidates: Sequence[bytes]
+                                 ) -> np.ndarray:
+        """continuation_bits with a companion, from the context's last chunk `tail`: a
+        one-byte candidate costs what the mixture (its weight after the tail) gives it;
+        longer ones, the code length of tail·c less that of the tail."""
+        if all(len(candidate) == 1 for candidate in candidates):
+            mixture = Mixture()
+            if tail:
+                for first, second in zip(*self._component_probs(tail), strict=True):
+                    mixture.learn(first, second)
+            state, companion = self.companion.start(1)
+            if tail:
+                companion = self.companion.prime(state, np.frombuffer(tail, dtype=np.uint8)[None])
+            row = mixture.mix(self._next_distribution(tail[fed:]), companion[0])
+            return np.array([-math.log2(row[candidate[0]]) for candidate in candidates])
+        base = self.code_length_bits(tail)
+        return np.array([self.code_length_bits(tail + candidate) - base
+                         for candidate in candidates])
 
     def _next_distribution(self, fed: bytes) -> np.ndarray:
         """The distribution of the byte after `fed` (a window's bytes so far), from the
@@ -497,7 +585,7 @@ class PredictiveCompressor(ModelCompressor):
         streams = [stream for group_streams in self._each_group(method, jobs)
                    for stream in group_streams]
         group_size = self.batch_size if self.stride is None else 1
-        return pack_payload(self.predictor, data, self.chunk_size, group_size, self.stride,
+        return pack_payload(self.model, data, self.chunk_size, group_size, self.stride,
                             [arithmetic.words_to_bytes(stream) for stream in streams], 4)
 
     def _encode_group(self, group: Sequence[bytes]) -> list[np.ndarray]:
@@ -523,24 +611,36 @@ class PredictiveCompressor(ModelCompressor):
         return [encoder.words() for encoder in encoders]
 
     def _encode_windows(self, chunks: Sequence[bytes]) -> list[np.ndarray]:
-        """Code each chunk window by window, into one stream per chunk."""
+        """Code each chunk window by window, into one stream per chunk; with a companion,
+        each row mixed with the companion's distribution after the chunk's bytes before
+        it (the companion steps through the chunk as `_walk` would)."""
         streams = []
         for chunk in chunks:
             encoder = arithmetic.Encoder()
             symbols = np.frombuffer(chunk, dtype=np.uint8)
+            mixture = Mixture()
+            companion = (_walk(self.companion, [chunk]) if self.companion is not None
+                         else None)
             for start, first, end in self._windows(len(chunk), self.stride):
                 window = chunk[start:end]
                 if self.predictor.batch_independent:
                     rows = self.predictor.sequence_distributions(window)
                 else:
                     rows = np.concatenate([rows for rows, _ in self._walk([window])])
-                encoder.encode(symbols[first:end], rows[first - start:])
+                rows = rows[first - start:]
+                if companion is not None:
+                    for row, symbol in zip(rows, symbols[first:end], strict=True):
+                        other = next(companion)[0][0]
+                        mixed = mixture.mix(row, other)
+                        mixture.learn(row[symbol], other[symbol])
+                        row[:] = mixed
+                encoder.encode(symbols[first:end], rows)
             streams.append(encoder.words())
         return streams
 
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         header, streams = parse_payload(payload, self.name, output_limit(max_output_bytes), 4)
-        check_model(header, self.predictor, self.name)
+        check_model(header, self.model, self.name)
         context = self.predictor.context_length
         windowed = context is not None and (header.chunk_size is None
                                             or header.chunk_size > context)
@@ -584,11 +684,22 @@ class PredictiveCompressor(ModelCompressor):
         for words, length in zip(streams, lengths, strict=True):
             decoder = arithmetic.Decoder(words)
             chunk = np.zeros(length, dtype=np.uint8)
+            mixture = Mixture()
+            if self.companion is not None:
+                companion_state, other = self.companion.start(1)
             for start, first, end in self._windows(length, stride):
                 state, probabilities = self.predictor.start(1)
                 for position in range(start, end):
                     if position >= first:
-                        chunk[position] = decoder.decode(probabilities[0])
+                        row = probabilities[0]
+                        if self.companion is None:
+                            chunk[position] = decoder.decode(row)
+                        else:
+                            symbol = chunk[position] = decoder.decode(mixture.mix(row, other[0]))
+                            mixture.learn(row[symbol], other[0][symbol])
+                            if position + 1 < length:
+                                other = self.companion.step(companion_state,
+                                                            chunk[position:position + 1])
                     if position + 1 < end:
                         probabilities = self.predictor.step(state, chunk[position:position + 1])
             chunks.append(chunk.tobytes())
@@ -657,7 +768,8 @@ class ContextMixingCompressor(ModelCompressor):
         jobs = [([chunk],) for chunk in self._chunks(data)]
         streams = [stream for job_streams in self._each_group("_encode_chunks", jobs)
                    for stream in job_streams]
-        return pack_payload(self.predictor, data, self.chunk_size, 1, None, streams, 1)
+        return pack_payload((self.predictor.name, self.predictor.fingerprint), data,
+                            self.chunk_size, 1, None, streams, 1)
 
     def _encode_chunks(self, chunks: Sequence[bytes]) -> list[bytes]:
         from gencomp.codecs.cm_coder import encode_bytes
@@ -683,7 +795,7 @@ class ContextMixingCompressor(ModelCompressor):
             return legacy.decompress(payload, max_output_bytes)
         header, streams = parse_payload(payload, self.name, output_limit(max_output_bytes), 1)
         predictor = ContextMixingPredictor(table_bits_for(header.chunk_size))
-        check_model(header, predictor, self.name)
+        check_model(header, (predictor.name, predictor.fingerprint), self.name)
         lengths = chunk_lengths(header.length, header.chunk_size)
         jobs = [(streams[index:index + 1], lengths[index:index + 1], predictor)
                 for index in range(len(streams))]
@@ -745,18 +857,26 @@ def context_mixing(chunk_size: int | None = None, order: int = 4, table_bits: in
 
 @register("transformer", "the paper's byte-level Transformer (pretrained, shipped weights) "
           "+ arithmetic coding. Streams by default: every byte after at least "
-          "context - stride bytes of context (windows of its 2048-byte context); "
-          "chunk_size=2048 codes the paper's independent chunks", is_model=True,
+          "context - stride bytes of context (windows of its 2048-byte context); mix=cm "
+          "mixes its windows with cm, which learns the whole file; chunk_size=2048 codes "
+          "the paper's independent chunks", is_model=True,
           runtime_params=("workers", "device"), payload_params=MODEL_PAYLOAD_PARAMS)
 def transformer(size: str = "200k", checkpoint: str | None = None, device: str = "cpu",
                 engine: str = "auto", chunk_size: int | None = None,
-                stride: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                fingerprint: str | None = None, workers: int = 1) -> PredictiveCompressor:
+                stride: int | None = None, mix: str | None = None,
+                batch_size: int = DEFAULT_BATCH_SIZE, fingerprint: str | None = None,
+                workers: int = 1) -> PredictiveCompressor:
     """`engine` "auto" picks the CPU kernels on the CPU; when decoding (`fingerprint`
     given) it picks the engine that made the payload, so payloads coded before the
-    kernels existed (torch engine) still decode."""
+    kernels existed (torch engine) still decode. `mix` "cm" mixes the streaming windows
+    with the context-mixing model (module doc)."""
     # imports torch: only when asked
+    from predictors.cm import ContextMixingPredictor, table_bits_for
     from predictors.transformer import TransformerPredictor, load_pretrained
+
+    if mix not in (None, "cm"):
+        raise ValueError(f"mix must be cm or absent, got {mix!r}")
+    companion = ContextMixingPredictor(table_bits_for(chunk_size)) if mix else None
 
     predictor = load_pretrained(size, checkpoint, device, engine)
     if engine == "auto" and fingerprint not in (None, predictor.fingerprint):
@@ -768,4 +888,5 @@ def transformer(size: str = "200k", checkpoint: str | None = None, device: str =
                                 predictor_params={"size": size, "checkpoint": checkpoint,
                                                   "device": device,
                                                   "engine": predictor.engine},
-                                fingerprint=fingerprint, workers=workers, stride=stride)
+                                fingerprint=fingerprint, workers=workers, stride=stride,
+                                companion=companion)
