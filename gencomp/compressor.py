@@ -143,6 +143,11 @@ class Compressor(ABC):
         unless it models two-dimensional layout (PNG)."""
         return self
 
+    def for_audio(self) -> Compressor:
+        """This compressor as it scores audio continuations: itself, unless it codes audio
+        in independent frames (FLAC), where a sample starting a frame sees no context."""
+        return self
+
     def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
                           unit: str = "bytes") -> np.ndarray:
         """ℓ_C(context·c) − ℓ_C(context) in bits for each candidate c (float64 array),

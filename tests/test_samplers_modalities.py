@@ -135,6 +135,28 @@ def test_continue_patch(small_image: np.ndarray) -> None:
         continue_patch(get_compressor("png"), small_image, rows_given=7)
 
 
+def test_flac_scores_audio_in_a_sliding_window_of_one_frame(data_dir: Path) -> None:
+    """FLAC's frames are independent: past a frame boundary its own code lengths forget the
+    context, so for audio it scores each candidate with the frame's worth of samples
+    before it."""
+    flac = get_compressor("flac")
+    window = flac.for_audio()
+    assert get_compressor("gzip").for_audio().name == "gzip"
+    audio = load_audio_prompt(sorted((data_dir / "librispeech").rglob("*.flac"))[1]).tobytes()
+    context = audio[20_000:20_000 + 4096 + 10]  # the candidate would start a new frame
+    candidates = [bytes([value]) for value in range(0, 256, 15)]
+    for unit in ("bytes", "bits"):
+        expected = [flac.code_length_bits((context + candidate)[-4096:], unit)
+                    for candidate in candidates]
+        scored = window.continuation_bits(context, candidates, unit)
+        np.testing.assert_array_equal(scored - scored[0], np.array(expected) - expected[0])
+    # The plain codec's own lengths see only the 11 samples of the new frame.
+    plain = flac.continuation_bits(context, candidates, "bits")
+    np.testing.assert_array_equal(plain, flac.continuation_bits(context[-10:], candidates,
+                                                                 "bits"))
+    assert window.compress(context) == flac.compress(context)
+
+
 def test_continue_audio() -> None:
     samples = (128 + 40 * np.sin(np.arange(400) / 6)).astype(np.uint8)
     result = continue_audio(get_compressor("flac"), samples, 5, seed=2)

@@ -18,6 +18,14 @@ context's last, partial frame alone.
 Units. Exact bits: each frame's subframes end inside a byte that is padded with zeros
 before the frame's CRC-16; `gencomp.codecs.flac_frames` walks the frames and finds where.
 Metadata, frame headers and CRCs are counted whole.
+
+Sampling audio (`for_audio`). Frames are coded independently, so the code length of a
+sample that starts a new frame does not depend on anything before it: continued past a
+frame boundary, FLAC's conditional distribution is that of a fresh stream, and samples
+turn into hiss there. `FlacWindow` scores a continuation by the code length of one frame's
+worth of samples ending with it (a sliding window of `frame_samples`), so every candidate
+is predicted from the 4095 samples before it, as the chunked model compressors condition
+on their chunk.
 """
 
 from __future__ import annotations
@@ -67,6 +75,9 @@ class FlacCompressor(Compressor):
         streaminfo = self.compress(b"\x80")[_STREAMINFO]
         smallest, largest = (int.from_bytes(streaminfo[i:i + 2], "big") for i in (4, 6))
         return largest if smallest == largest else None
+
+    def for_audio(self) -> FlacWindow:
+        return FlacWindow(self.sample_bits, self.sample_rate)
 
     def payload_bits(self, payload: bytes) -> float:
         """The file less the zero bits that pad each frame before its CRC-16."""
@@ -153,3 +164,18 @@ class FlacCompressor(Compressor):
         if declared == 0:
             raise CorruptPayloadError("flac: stream does not declare its length")
         return declared, streaminfo[22:38]
+
+
+class FlacWindow(FlacCompressor):
+    """FLAC for sampling audio: files are the plain codec's; the code length of a text is
+    that of its last `frame_samples` samples, one frame (see the module doc)."""
+
+    def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
+        window = self.frame_samples or len(data)
+        return super().code_length_bits(data[max(len(data) - window, 0):], unit)
+
+    def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
+                          unit: str = "bytes") -> np.ndarray:
+        """Recompression of each window: the last-frame path of FlacCompressor assumes
+        code lengths of whole streams."""
+        return Compressor.continuation_bits(self, context, candidates, unit)
