@@ -36,6 +36,10 @@ threads (it sets the process-wide count), and the coder records its batch size; 
 different CPU or torch build can still round differently, which the container's
 fingerprint cannot detect. The engine is part of the fingerprint: a payload is decoded by
 the engine that coded it.
+
+Only the torch paths import torch: the PyTorch module lives in `predictors.transformer_model`
+(its names are importable from here too, loading it on first use), and a checkpoint is read
+as numpy arrays (`read_checkpoint`), from which the kernels engine is built directly.
 """
 
 from __future__ import annotations
