@@ -100,6 +100,7 @@ def test_chunked_mode_codes_each_chunk_alone(samples: dict[str, bytes]) -> None:
     alone = [parse_payload(compressor.compress(chunk), "cm", len(chunk), 1)[1][0]
              for chunk in chunks]
     assert streams == alone and len(streams) == 3
+    assert get_compressor("cm").decompress(compressor.compress(data)) == data  # as it says
     assert compressor.code_length_bits(data) == pytest.approx(
         sum(compressor.code_length_bits(chunk) for chunk in chunks), rel=1e-12)
     streaming = get_compressor("cm").code_length_bits(data)

@@ -268,6 +268,18 @@ def test_mixture_follows_the_better_model() -> None:
     assert np.allclose(row.sum(), 1.0)
 
 
+def test_payloads_say_how_they_were_cut(enwik8_megabyte: bytes) -> None:
+    """A container need not record chunk size, stride or group: a compressor built with
+    other ones (the defaults) decodes the payload as the payload says, groups included
+    (the torch engine's rounding depends on them)."""
+    data = enwik8_megabyte[:100]
+    chunked = PredictiveCompressor(small_transformer("torch"), chunk_size=24, batch_size=2)
+    streaming = PredictiveCompressor(small_transformer("torch"), chunk_size=None, stride=8)
+    default = PredictiveCompressor(small_transformer("torch"), chunk_size=None)
+    for compressor in (chunked, streaming):
+        assert default.decompress(compressor.compress(data)) == data
+
+
 def test_stride_must_fit_the_context() -> None:
     with pytest.raises(ValueError, match="stride"):
         PredictiveCompressor(small_transformer("torch"), chunk_size=None, stride=25)

@@ -575,11 +575,11 @@ class PredictiveCompressor(ModelCompressor):
     def _job_size(self, group_size: int) -> int:
         """Chunks per unit of work: a batch group, or one chunk when batches do not matter
         (so that work spreads evenly and an interrupt waits for one chunk at most)."""
-        return 1 if self.predictor.batch_independent or self.stride else group_size
+        return 1 if self.predictor.batch_independent else group_size
 
     def compress(self, data: bytes) -> bytes:
         chunks = self._chunks(data)
-        size = self._job_size(self.batch_size)
+        size = self._job_size(self.batch_size) if self.stride is None else 1
         jobs = [(chunks[start:start + size],) for start in range(0, len(chunks), size)]
         method = "_encode_group" if self.stride is None else "_encode_windows"
         streams = [stream for group_streams in self._each_group(method, jobs)
