@@ -484,6 +484,56 @@ def _score(qkv, row, low, keys, j):
 
 
 @_kernel
+def _row_scores(qkv, row, low, keys, block, scores, r):
+    """scores[r, block:block+64] = q · keys[:, block:block+64], q = qkv[row, low:low+hd],
+    each summed over d in order."""
+    head_dim, capacity = keys.shape
+    q = qkv[row, low]
+    s0, s1 = q * load(keys, block), q * load(keys, block + LANES)
+    s2, s3 = q * load(keys, block + 2 * LANES), q * load(keys, block + 3 * LANES)
+    for d in range(1, head_dim):
+        q = qkv[row, low + d]
+        k = d * capacity + block
+        s0, s1 = s0 + q * load(keys, k), s1 + q * load(keys, k + LANES)
+        s2, s3 = s2 + q * load(keys, k + 2 * LANES), s3 + q * load(keys, k + 3 * LANES)
+    _store_row(scores, r * scores.shape[1] + block, s0, s1, s2, s3)
+
+
+@_kernel
+def _four_rows_scores(qkv, first, low, keys, block, scores):
+    """`_row_scores` of rows first … first + 3, each vector of keys loaded once for all
+    four (the same operations per score)."""
+    head_dim, capacity = keys.shape
+    k0, k1 = load(keys, block), load(keys, block + LANES)
+    k2, k3 = load(keys, block + 2 * LANES), load(keys, block + 3 * LANES)
+    q = qkv[first, low]
+    a0, a1, a2, a3 = q * k0, q * k1, q * k2, q * k3
+    q = qkv[first + 1, low]
+    b0, b1, b2, b3 = q * k0, q * k1, q * k2, q * k3
+    q = qkv[first + 2, low]
+    c0, c1, c2, c3 = q * k0, q * k1, q * k2, q * k3
+    q = qkv[first + 3, low]
+    d0, d1, d2, d3 = q * k0, q * k1, q * k2, q * k3
+    for d in range(1, head_dim):
+        k = d * capacity + block
+        k0, k1 = load(keys, k), load(keys, k + LANES)
+        k2, k3 = load(keys, k + 2 * LANES), load(keys, k + 3 * LANES)
+        q = qkv[first, low + d]
+        a0, a1, a2, a3 = a0 + q * k0, a1 + q * k1, a2 + q * k2, a3 + q * k3
+        q = qkv[first + 1, low + d]
+        b0, b1, b2, b3 = b0 + q * k0, b1 + q * k1, b2 + q * k2, b3 + q * k3
+        q = qkv[first + 2, low + d]
+        c0, c1, c2, c3 = c0 + q * k0, c1 + q * k1, c2 + q * k2, c3 + q * k3
+        q = qkv[first + 3, low + d]
+        d0, d1, d2, d3 = d0 + q * k0, d1 + q * k1, d2 + q * k2, d3 + q * k3
+    stride = scores.shape[1]
+    _store_row(scores, block, a0, a1, a2, a3)
+    _store_row(scores, stride + block, b0, b1, b2, b3)
+    _store_row(scores, 2 * stride + block, c0, c1, c2, c3)
+    _store_row(scores, 3 * stride + block, d0, d1, d2, d3)
+
+
+@_kernel
 def _attend(qkv, first, queries, low, keys, values, first_count, value_floor, scratch,
             attended):
     """attended[first + r, low:low+hd] = softmax(q · keys[:, :count]) @ values[:, :count]ᵀ
@@ -503,21 +553,15 @@ def _attend(qkv, first, queries, low, keys, values, first_count, value_floor, sc
     for r in range(queries):
         store(largest, r * LANES, splat(_score(qkv, first + r, low, keys, 0)))
     for block in range(0, padded, BLOCK):
+        if queries == 4:  # the encoder's blocks: four rows' scores from one load of the keys
+            _four_rows_scores(qkv, first, low, keys, block, scores)
+        else:
+            for r in range(queries):
+                _row_scores(qkv, first + r, low, keys, block, scores, r)
         for r in range(queries):
-            q = qkv[first + r, low]
-            s0, s1 = q * load(keys, block), q * load(keys, block + LANES)
-            s2, s3 = q * load(keys, block + 2 * LANES), q * load(keys, block + 3 * LANES)
-            for d in range(1, head_dim):
-                q = qkv[first + r, low + d]
-                k = d * capacity + block
-                s0, s1 = s0 + q * load(keys, k), s1 + q * load(keys, k + LANES)
-                s2 = s2 + q * load(keys, k + 2 * LANES)
-                s3 = s3 + q * load(keys, k + 3 * LANES)
             row = r * scores_stride + block
-            store(scores, row, s0)
-            store(scores, row + LANES, s1)
-            store(scores, row + 2 * LANES, s2)
-            store(scores, row + 3 * LANES, s3)
+            s0, s1 = load(scores, row), load(scores, row + LANES)
+            s2, s3 = load(scores, row + 2 * LANES), load(scores, row + 3 * LANES)
             top = load(largest, r * LANES)
             count = first_count + r
             if block + BLOCK > count:  # keys past the count do not count
