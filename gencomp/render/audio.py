@@ -12,20 +12,22 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 from PIL import Image
 
 from gencomp.constants import SAMPLE_RATE
 from gencomp.errors import UsageError
 
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: it costs every command 0.3 s
+    from matplotlib.figure import Figure
+
 BOUNDARY_COLOR = "#e41a1c"
 SPECTROGRAM_RANGE_DB = 80.0
 #: 64 levels of magma (1.25 dB each): few enough that the 256-colour PNG keeps them all.
-SPECTROGRAM_COLOURS = colormaps["magma"].resampled(64)
+SPECTROGRAM_LEVELS = 64
 #: Spectrogram frames: 16 ms Hann windows every 4 ms.
 SPECTROGRAM_WINDOW = 256
 SPECTROGRAM_HOP = 64
@@ -108,6 +110,9 @@ def audio_figure(clips: Sequence[AudioClip], sample_rate: int = SAMPLE_RATE,
                  title: str = "") -> Figure:
     """Waveform and spectrogram for each clip, one row each, boundary marked in red, one
     colour scale (with its colour bar) for every spectrogram."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
     if not clips:
         raise UsageError("an audio figure needs at least one clip")
     figure = Figure(figsize=(12, 1.9 * len(clips) + (0.4 if title else 0)), dpi=100,
@@ -117,6 +122,7 @@ def audio_figure(clips: Sequence[AudioClip], sample_rate: int = SAMPLE_RATE,
              for clip in clips]
     # One colour scale for all rows, so louder really looks louder across compressors.
     loudest = max(power.max() for clip_sides in sides for power, _, _ in clip_sides)
+    colours = colormaps["magma"].resampled(SPECTROGRAM_LEVELS)
     image = None
     for (wave_axis, spectrum_axis), clip, clip_sides in zip(axes, clips, sides, strict=True):
         seconds = np.arange(len(clip.samples)) / sample_rate
@@ -127,7 +133,7 @@ def audio_figure(clips: Sequence[AudioClip], sample_rate: int = SAMPLE_RATE,
         wave_axis.set_yticks([])
         for power, start, end in clip_sides:
             image = spectrum_axis.imshow(
-                power - loudest, origin="lower", aspect="auto", cmap=SPECTROGRAM_COLOURS,
+                power - loudest, origin="lower", aspect="auto", cmap=colours,
                 vmin=-SPECTROGRAM_RANGE_DB, vmax=0, interpolation="nearest",
                 extent=(start, end, 0, sample_rate / 2))
         spectrum_axis.set_ylim(0, sample_rate / 2)
