@@ -19,6 +19,7 @@ from gencomp.compressor import Compressor
 from gencomp.errors import UsageError
 from samplers import sample_continuation
 from samplers.quality import known_word_share, vocabulary_of
+from samplers.words import DEFAULT_COPY_LIMIT
 
 # The module doc's rules, restated here so that the sampler is checked against the text of
 # its documentation rather than against its own helpers.
@@ -123,9 +124,9 @@ def test_only_documented_candidates_are_drawn(alice: bytes, copy_limit: int,
 def test_draws_follow_the_documented_distribution(alice: bytes) -> None:
     """ρ(c | x) ∝ 2^(−(ℓ(x·c) − ℓ(x)) / T) over W(x): candidates and lengths computed here
     by recompression, frequencies of the first candidate over 600 seeds."""
-    prompt = alice[40000:41500].rsplit(b" a ", 1)[0] + b" a "
+    prompt = alice[60000:62000].rsplit(b" to ", 1)[0] + b" to "
     gzip = get_compressor("gzip")
-    candidates = sorted(documented_candidates(prompt, len(prompt), 10))
+    candidates = sorted(documented_candidates(prompt, len(prompt), DEFAULT_COPY_LIMIT))
     assert 4 <= len(candidates) <= 40
     base = gzip.code_length_bits(prompt, "bits")
     delta = np.array([gzip.code_length_bits(prompt + c, "bits") - base for c in candidates])
@@ -155,9 +156,9 @@ def test_draws_follow_the_documented_distribution(alice: bytes) -> None:
 
 
 def test_greedy_and_top_k_keep_the_cheapest(alice: bytes) -> None:
-    prompt = alice[40000:41500].rsplit(b" a ", 1)[0] + b" a "
+    prompt = alice[60000:62000].rsplit(b" to ", 1)[0] + b" to "
     gzip = get_compressor("gzip")
-    candidates = sorted(documented_candidates(prompt, len(prompt), 10))
+    candidates = sorted(documented_candidates(prompt, len(prompt), DEFAULT_COPY_LIMIT))
     cost = gzip.continuation_bits(prompt, candidates, "bits")
     cheapest = {c for c, bits in zip(candidates, cost, strict=True) if bits == cost.min()}
     top = {c for c, bits in zip(candidates, cost, strict=True) if bits <= np.sort(cost)[2]}
@@ -173,15 +174,16 @@ def test_greedy_and_top_k_keep_the_cheapest(alice: bytes) -> None:
 def test_prose_continuation_reads_as_words_and_copies_little(alice: bytes,
                                                              data_dir: Path) -> None:
     """After 1,948 bytes of Alice, gzip's words are English (a vocabulary without Alice)
-    and no 11 bytes of the sample occur in the prompt."""
-    prompt = alice[90000:91948]
+    and no copy from the prompt is longer than the copy limit."""
+    prompt = alice[90000:91948].rsplit(b" ", 1)[0] + b" "  # completing a word may copy
     canterbury = data_dir / "text" / "canterbury"
     vocabulary = vocabulary_of([(canterbury / name).read_bytes()
                                 for name in ("lcet10.txt", "plrabn12.txt", "asyoulik.txt")])
     sample = sample_continuation(get_compressor("gzip"), prompt, 100, "words", seed=0)
     assert known_word_share(sample, prompt, vocabulary) >= 0.8
-    text = prompt + sample
-    assert not any(text[end - 11:end] in prompt for end in range(len(prompt) + 11, len(text)))
+    text, width = prompt + sample, DEFAULT_COPY_LIMIT + 1
+    assert not any(text[end - width:end] in prompt
+                   for end in range(len(prompt) + 1, len(text) + 1))
 
 
 @pytest.mark.parametrize("settings, message", [
