@@ -16,7 +16,9 @@ Three parts, each printed as a table with the bar it is held to (issue 15):
    row-major. Plausibility is roughness: the mean absolute step between neighbouring pixels
    in the generated part divided by the same in the original's part, along rows and across
    rows separately (steps into the generated part from the given one count). Noise gives
-   3-35 in both; copying the row above gives ≈ 1 along rows and ≈ 0 across them.
+   3-35 in both; copying the row above gives ≈ 1 along rows and ≈ 0 across them on the
+   patch task, but ≈ 1 in both on the rows task, where the row above is the original's:
+   so the share of generated pixels equal to the pixel above them is shown beside.
    Bar: PNG with exact bits, both tasks, both ratios within 0.5-2 in ≥ 70 % of crops.
 2. Speech. Clip j comes from held-out LibriSpeech utterance 200 + 10j (of the 251, sorted):
    its loudest 0.35 s (so the prompt starts inside the utterance, not in its silent
@@ -112,6 +114,15 @@ def roughness(generated: np.ndarray, original: np.ndarray, task: str) -> tuple[f
                  for axis in (1, 0))
 
 
+def copied_from_above(generated: np.ndarray, original: np.ndarray, task: str) -> float:
+    """Share of generated pixels equal to the pixel directly above them as the sampler saw
+    it: the original's on the rows task, the generated image's on the patch task."""
+    first_row, first_column = (1, COLUMNS // 2) if task == "rows" else (ROWS_GIVEN, 0)
+    seen = original if task == "rows" else generated
+    part = generated[first_row:, first_column:]
+    return float(np.mean(part == seen[first_row - 1:-1, first_column:]))
+
+
 def spectral_flatness(samples: np.ndarray, frame: int = 256) -> float:
     signal = samples.astype(np.float64) - 128
     frames = np.lib.stride_tricks.sliding_window_view(signal, frame)[::frame // 2]
@@ -131,15 +142,18 @@ def save(folder: str | None, name: str, payload: bytes) -> None:
 
 
 def sample_image(job: tuple[str, str, str, int, float, int, str, str | None]
-                 ) -> tuple[float, float, float]:
-    """(roughness along, across, seconds) of one sample; a sample already saved in the
+                 ) -> tuple[float, float, float, float]:
+    """(roughness along, across, share copied from above, seconds) of one sample; a
+    sample already saved in the
     folder is read back instead of drawn again (sampling is deterministic), so an
     interrupted run resumes."""
     name, unit, task, index, temperature, rows_above, data_dir, folder = job
     crop = held_out_crop(Path(data_dir), index)
     saved = Path(folder or ".") / f"crop{index}-{task}-{name}-{unit}.png"
     if folder and saved.is_file():
-        return (*roughness(load_image_prompt(saved), crop, task), 0.0)
+        generated = load_image_prompt(saved)
+        return (*roughness(generated, crop, task), copied_from_above(generated, crop, task),
+                0.0)
     compressor, start = get_compressor(name), time.perf_counter()
     settings = {"seed": index, "length_unit": unit, "temperature": temperature}
     if task == "rows":
@@ -148,7 +162,8 @@ def sample_image(job: tuple[str, str, str, int, float, int, str, str | None]
         generated = continue_patch(compressor, crop, ROWS_GIVEN, **settings)
     save(folder, f"crop{index}-original.png", image_png_bytes(crop))
     save(folder, saved.name, image_png_bytes(generated))
-    return (*roughness(generated, crop, task), time.perf_counter() - start)
+    return (*roughness(generated, crop, task), copied_from_above(generated, crop, task),
+            time.perf_counter() - start)
 
 
 def sample_clip(job: tuple[str, str, int, float, str, str | None]
@@ -177,17 +192,19 @@ def image_part(arguments: argparse.Namespace, pool: ProcessPoolExecutor) -> list
     jobs = [(name, unit, task, index, arguments.image_temperature, arguments.rows_above,
              str(arguments.data_dir), arguments.save)
             for index in range(arguments.crops) for name, task, unit in settings]
-    results: dict[tuple[str, str, str], list[tuple[float, float, float]]] = {}
+    results: dict[tuple[str, str, str], list[tuple[float, float, float, float]]] = {}
     for job, result in zip(jobs, pool.map(sample_image, jobs), strict=True):
         name, unit, task, index = job[:4]
         results.setdefault((name, task, unit), []).append(result)
         print(f"crop {index} {name} {unit} {task}: along {result[0]:.2f}, across "
-              f"{result[1]:.2f} ({result[2]:.0f} s)", flush=True)
-    print("| codec | unit | task | median along | median across | both in 0.5-2 | s/crop |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+              f"{result[1]:.2f}, copied from above {result[2]:.0%} ({result[3]:.0f} s)",
+              flush=True)
+    print("| codec | unit | task | median along | median across | both in 0.5-2 | copied from "
+          "above | s/crop |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     missed = []
     for name, task, unit in settings:
-        along, across, seconds = np.array(results[name, task, unit]).T
+        along, across, copied, seconds = np.array(results[name, task, unit]).T
         plausible = np.mean([PLAUSIBLE[0] <= a <= PLAUSIBLE[1] and PLAUSIBLE[0] <= c <= PLAUSIBLE[1]
                              for a, c in zip(along, across, strict=True)])
         verdict = ""
@@ -196,7 +213,8 @@ def image_part(arguments: argparse.Namespace, pool: ProcessPoolExecutor) -> list
             if plausible < 0.7:
                 missed.append(f"png bits {task}")
         print(f"| {name} | {unit} | {task} | {np.median(along):.2f} | {np.median(across):.2f} "
-              f"| {plausible:.0%}{verdict} | {seconds.mean():.0f} |", flush=True)
+              f"| {plausible:.0%}{verdict} | {np.mean(copied):.0%} | {seconds.mean():.0f} |",
+              flush=True)
     return missed
 
 
