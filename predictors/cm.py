@@ -3,14 +3,16 @@
 Like PPM, lpaq or paq it starts knowing nothing and learns from the bytes it has seen: no
 training, no weights to ship. It predicts one bit at a time (`predictors/cm_kernels.py`):
 
-- Contexts: orders 0, 1, 2, 3, 4 and 6, the current word, two sparse contexts (bytes 2
-  back; bytes 3-4 back) and two record contexts (the byte one detected period back, e.g.
-  the pixel above in an image or the field above in a table). Each owns a bit-history
-  state per node of the byte tree, in hashed tables with 8-bit checks (orders ≥ 2).
+- Contexts: orders 0, 1, 2, 3, 4 and 6, the current word, a sparse context (the byte two
+  back), a coarse one (the high nibbles of the last two bytes) and two record contexts
+  (the byte one detected period back, e.g. the pixel above in an image or the field above
+  in a table). Each owns a bit-history state per node of the byte tree, in hashed tables
+  with 8-bit checks (orders ≥ 2).
 - State maps turn each state into a probability, learned online; a match model predicts
   the byte that followed the longest earlier occurrence of the recent bytes.
-- A logistic mixer (a weight set per node) combines their stretched probabilities; two
-  APM/SSE stages (by node, and by node and previous byte) refine the result.
+- A logistic mixer combines their stretched probabilities with the sum of two weight
+  sets, one per node and one per (bit position, how many contexts have been seen there);
+  two APM/SSE stages (by node, and by node and previous byte) refine the result.
 
 A file compressor codes these bits with a binary arithmetic coder
 (`gencomp/codecs/cm_coder.py`). As a `Predictor` (what the samplers and the generic code

@@ -871,12 +871,15 @@ def transformer(size: str = "200k", checkpoint: str | None = None, device: str =
     kernels existed (torch engine) still decode. `mix` "cm" mixes the streaming windows
     with the context-mixing model (module doc)."""
     # imports torch: only when asked
-    from predictors.cm import ContextMixingPredictor, table_bits_for
     from predictors.transformer import TransformerPredictor, load_pretrained
 
     if mix not in (None, "cm"):
         raise ValueError(f"mix must be cm or absent, got {mix!r}")
-    companion = ContextMixingPredictor(table_bits_for(chunk_size)) if mix else None
+    companion = None
+    if mix == "cm":
+        from predictors.cm import ContextMixingPredictor, table_bits_for
+
+        companion = ContextMixingPredictor(table_bits_for(chunk_size))
 
     predictor = load_pretrained(size, checkpoint, device, engine)
     if engine == "auto" and fingerprint not in (None, predictor.fingerprint):
