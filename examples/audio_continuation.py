@@ -5,8 +5,8 @@
 
 Audio is what the paper's compressors see: 8-bit unsigned samples at 16 kHz (the high byte
 of each 16-bit sample, plus 128). We take the loudest 1.5 s of the utterance, give its
-first second to each compressor and let it generate the last half second, 500 samples at a
-time, each stretch after the 1024 samples before it (`gencomp.gallery.audio_continuation`).
+first second to each compressor and let it generate the last half second, 256 samples at a
+time, each stretch after the 512 samples before it (`gencomp.gallery.audio_continuation`).
 Writes outputs/examples/audio_*.wav (exactly the samples, 8-bit WAV) and
 audio_spectrogram.png (waveform and spectrogram per compressor, a red line where generation
 starts). The classical codecs score all 256 next samples by recompression, so this takes

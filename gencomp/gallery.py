@@ -72,11 +72,12 @@ DEFAULT_TEXT_OFFSET = 2_000_000
 #: Audio long enough to hear: 1 s given, 0.5 s generated.
 DEFAULT_AUDIO_PROMPT_SECONDS = 1.0
 DEFAULT_AUDIO_SECONDS = 0.5
-#: Samples of audio each segment of a continuation follows (see `audio_continuation`).
-DEFAULT_AUDIO_CONTEXT = 1024
+#: Samples of audio each stretch of a continuation follows (see `audio_continuation`): 32 ms,
+#: a few pitch periods of speech. A classical codec's cost per sample grows with it.
+DEFAULT_AUDIO_CONTEXT = 512
 #: Generated audio samples per progress report (and per sampler call, see
 #: `audio_continuation`).
-AUDIO_SEGMENT = 500
+AUDIO_SEGMENT = 256
 MODALITIES = tuple(DEFAULT_PROMPTS)
 MANIFEST = "gallery.json"
 INDEX = "index.html"

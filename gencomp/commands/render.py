@@ -55,7 +55,7 @@ def render(
     audio_prompt: float = typer.Option(1.0, "--audio-prompt", help="Seconds of audio given."),
     audio_length: float = typer.Option(0.5, "--audio-length",
                                        help="Seconds of audio generated."),
-    audio_context: int = typer.Option(1024, "--audio-context",
+    audio_context: int = typer.Option(512, "--audio-context",
                                       help="Samples of audio each stretch of the "
                                            "continuation follows (a codec's cost per sample "
                                            "grows with them)."),
