@@ -135,7 +135,7 @@ CASES = [
          "--text {empty} --modalities text --compressors gzip -o gallery", "empty"),
     case("render-unknown-modality", "render", "--modalities video -o gallery",
          "unknown modality"),
-    case("render-bad-image-size", "render", "--image-size 0x0 -o gallery", "image-size"),
+    case("render-bad-image-size", "render", "--image-size 0x0 -o gallery", "image size"),
     case("render-unknown-compressor", "render", "--compressors nonesuch -o gallery",
          "unknown compressor"),
     case("render-unknown-sampler", "render", "--samplers nonesuch -o gallery",
