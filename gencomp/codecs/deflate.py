@@ -21,6 +21,10 @@ block's code description, skips those symbols at once (the sum of count × code 
 plus their extra bits), and decodes only the rest. tests/test_bit_lengths.py checks the
 skip against walking every symbol.
 
+`output_end` answers a different question, for a prefix of the input: where the code that
+outputs its last byte ends, all a decoder must read to reconstruct it (PNG's sampling
+layout counts a partial image that way).
+
 Huffman codes are decoded with one lookup table per code, indexed by the next `longest`
 bits of the stream (at most 15, deflate's longest code). The kernels run in numba without
 the GIL, so the scoring threads walk candidates in parallel.
