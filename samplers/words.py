@@ -23,8 +23,9 @@ Two rules stop verbatim copying; each counts the whole text x, prompt and sample
 - copy limit L: c is left out if x·c has a substring of L + 1 bytes that ends inside c
   and occurs in x (so no copy of the prompt, or of the sample itself, is longer than L
   bytes);
-- c is left out if its key already followed the last token's key in the generated part
-  (no word pair twice: LZ codecs find repeating what was just written almost free).
+- c is left out if its key is the last token's key, or already followed that key in the
+  generated part (no word twice in a row, no word pair twice: LZ codecs find repeating
+  what was just written almost free).
 Where the rules leave no candidate at all they are lifted for that step. Last, any
 candidate that extends another candidate is dropped, so W(x) is prefix-free: at most one
 candidate begins any continuation, and the events "x continues with c" are disjoint.
@@ -110,6 +111,7 @@ class WordChain:
     def allowed(self, candidates: set[bytes]) -> set[bytes]:
         last_key = self.keys[-1] if self.keys else b""
         return {candidate for candidate in candidates if not self.copies(candidate)
+                and key_of(candidate) != last_key
                 and (last_key, key_of(candidate)) not in self.generated_pairs}
 
     def candidates(self) -> list[bytes]:

@@ -45,7 +45,9 @@ def documented_candidates(text: bytes, prompt_length: int, copy_limit: int) -> s
         joined = text + candidate
         ends_inside = range(max(len(text) + 1, copy_limit + 1), len(joined) + 1)
         copies = any(joined[end - copy_limit - 1:end] in text for end in ends_inside)
-        return not copies and (doc_key(last), doc_key(candidate)) not in generated_pairs
+        repeats = doc_key(candidate) == doc_key(last)
+        return not copies and not repeats and \
+            (doc_key(last), doc_key(candidate)) not in generated_pairs
 
     if last[-1:].isalpha():
         options = [{token[len(last):] for token in complete
