@@ -111,7 +111,7 @@ class GallerySettings:
     def command(self, output: Path) -> str:
         arguments = ["gencomp", "render", "-o", str(output)]
         for modality in self.modalities:
-            arguments += [f"--{modality}", str(getattr(self, modality))]
+            arguments += [f"--{modality}", shown_path(getattr(self, modality))]
         arguments += [
             "--modalities", ",".join(self.modalities),
             "--compressors", ",".join(self.compressors),
@@ -129,7 +129,7 @@ class GallerySettings:
             "--seed", str(self.seed),
         ]
         arguments += ["--no-bench"] if self.bench_dir is None else ["--bench-dir",
-                                                                    str(self.bench_dir)]
+                                                                    shown_path(self.bench_dir)]
         return shlex.join(arguments)
 
     @property
@@ -137,6 +137,13 @@ class GallerySettings:
         """(samples given, samples generated)."""
         return (round(self.audio_prompt_seconds * SAMPLE_RATE),
                 round(self.audio_seconds * SAMPLE_RATE))
+
+
+def shown_path(path: Path) -> str:
+    """A path as a command line shows it: relative to the working folder when that is
+    shorter (../shared/data/..., not the folder the data was found in, resolved)."""
+    relative = os.path.relpath(path)
+    return relative if len(relative) < len(str(path)) else str(path)
 
 
 def default_compressors() -> tuple[str, ...]:
@@ -556,7 +563,7 @@ def build_gallery(settings: GallerySettings, output: Path, force: bool = False,
     command = settings.command(output)
     manifest = {
         "command": command,
-        "settings": {key: str(value) if isinstance(value, Path) else value
+        "settings": {key: shown_path(value) if isinstance(value, Path) else value
                      for key, value in asdict(settings).items()},
         "files": sorted(name for section in sections for name in section.files),
         "generation_seconds": seconds,
