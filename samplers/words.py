@@ -9,12 +9,13 @@ Tokens. A text splits into tokens (`TOKEN`): a word (ASCII letters, with inner
 apostrophes or hyphens: don't, well-known) followed by the non-letters after it, or a
 run of non-letters at the very start of the text. "the cat, sat" is "the ", "cat, ",
 "sat". A token's word, lowercased, is its key. The text's last token is open (a prompt
-may end inside it); the others are complete.
+may end inside it); the others are complete. The prompt must hold a complete word token
+(at least two words).
 
 Candidates W(x) for the text x so far (prompt, then what was drawn):
-1. x ends inside a word (its last byte is a letter), or x has no complete token yet: the
-   completions c such that (last token)·c is one of x's complete tokens; if there is
-   none, the separators of x's complete tokens (the word ends here).
+1. x ends inside a word (its last byte is a letter): the completions c such that
+   (last token)·c is one of x's complete tokens; if there is none, a space (the fragment
+   ends as a word; in enwik8 the separators of the context would offer markup).
 2. Otherwise the successors: every complete token of x that follows a complete token with
    the same key as x's last token (the words seen after this word, each with its
    separator). If the rules below leave none, the distinct word tokens among x's last
@@ -26,7 +27,8 @@ Two rules stop verbatim copying; each counts the whole text x, prompt and sample
 - c is left out if its key is the last token's key, or already followed that key in the
   generated part (no word twice in a row, no word pair twice: LZ codecs find repeating
   what was just written almost free).
-Where the rules leave no candidate at all they are lifted for that step. Last, any
+Where the rules leave no candidate in any of the sets, they are lifted for that step (the
+first non-empty set is used whole). Last, any
 candidate that extends another candidate is dropped, so W(x) is prefix-free: at most one
 candidate begins any continuation, and the events "x continues with c" are disjoint.
 
@@ -40,10 +42,11 @@ restricted to the k cheapest candidates (ties kept) with top-k, greedy at T = 0 
 2^(ℓ(x) − ℓ(x·c)), conditioned on x continuing with one of W(x). The drawn candidate is
 appended and candidates are found again; the last word may be cut at `length` bytes.
 
-What the parts do for gzip (benchmarks/bench_text_samples.py, README): successors keep
-word pairs that occur in the prompt; the code lengths prefer the candidates that extend a
-longer match, i.e. words that also fit the words before the last one; the copy limit
-trades readability against novelty (a longer limit copies more of the prompt).
+What the parts do (benchmarks/bench_text_samples.py, README): successors keep word pairs
+that occur in the prompt; an LZ codec's code lengths favour candidates that extend a
+longer match (words that also fit the words before the last one) and recent ones (a
+nearer match costs fewer distance bits); the copy limit trades readability against
+novelty (a longer limit copies more of the prompt).
 """
 
 from __future__ import annotations
@@ -99,6 +102,9 @@ class WordChain:
         self.prompt_tokens = len(self.tokens)
         self.copy_limit = copy_limit
         self.generated_pairs: set[tuple[bytes, bytes]] = set()
+        if not any(token[:1].isalpha() for token in self.tokens[:-1]):
+            raise UsageError("the words sampler writes the prompt's own words: the prompt "
+                             "needs at least two words")
 
     def copies(self, candidate: bytes) -> bool:
         """Whether text·candidate has a copy longer than the limit ending in candidate."""
@@ -109,20 +115,19 @@ class WordChain:
                    for end in range(first_end, len(joined) + 1))
 
     def allowed(self, candidates: set[bytes]) -> set[bytes]:
-        last_key = self.keys[-1] if self.keys else b""
+        last_key = self.keys[-1]
         return {candidate for candidate in candidates if not self.copies(candidate)
                 and key_of(candidate) != last_key
                 and (last_key, key_of(candidate)) not in self.generated_pairs}
 
     def candidates(self) -> list[bytes]:
         """W(text), prefix-free and sorted."""
-        last, complete = (self.tokens[-1], self.tokens[:-1]) if self.tokens else (b"", [])
-        if last[-1:].isalpha() or not complete:
+        last, complete = self.tokens[-1], self.tokens[:-1]
+        if last[-1:].isalpha():
             options = [{token[len(last):] for token in complete
                         if len(token) > len(last) and token.startswith(last)}]
             if not options[0]:
-                pairs = zip(complete, self.keys[:-1], strict=True)
-                options = [{token[len(key):] for token, key in pairs if len(token) > len(key)}]
+                options = [{b" "}]
         else:
             key = self.keys[-1]
             options = [{complete[index + 1] for index in range(len(complete) - 1)
@@ -132,11 +137,7 @@ class WordChain:
             allowed = self.allowed(option)
             if allowed:
                 return prefix_free(allowed)
-        for option in options:
-            if option:
-                return prefix_free(option)
-        raise UsageError("the words sampler writes the prompt's words: the prompt needs at "
-                         "least one complete word followed by a separator")
+        return prefix_free(next(option for option in options if option))
 
     def append(self, candidate: bytes) -> None:
         """Add a drawn candidate: it extends the open token or adds new ones."""

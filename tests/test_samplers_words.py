@@ -53,7 +53,7 @@ def documented_candidates(text: bytes, prompt_length: int, copy_limit: int) -> s
         options = [{token[len(last):] for token in complete
                     if token.startswith(last) and len(token) > len(last)}]
         if not options[0]:
-            options = [{token[len(doc_key(token)):] for token in complete} - {b""}]
+            options = [{b" "}]
     else:
         options = [{complete[i + 1] for i in range(len(complete) - 1)
                     if doc_key(complete[i]) == doc_key(last)},
@@ -199,9 +199,10 @@ def test_bad_settings_are_usage_errors(settings: dict[str, Any], message: str) -
                             **settings)
 
 
-@pytest.mark.parametrize("prompt", [b"", b"word", b"  ...  ", b"12345"])
-def test_prompt_without_a_complete_word_is_a_usage_error(prompt: bytes) -> None:
-    with pytest.raises(UsageError, match="complete word"):
+@pytest.mark.parametrize("prompt", [b"", b"word", b"  ...  ", b"12345", b"word. ",
+                                    b"12 word"])
+def test_prompt_without_two_words_is_a_usage_error(prompt: bytes) -> None:
+    with pytest.raises(UsageError, match="two words"):
         sample_continuation(get_compressor("gzip"), prompt, 10, "words")
 
 
