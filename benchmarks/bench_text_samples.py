@@ -19,8 +19,8 @@ prompt length, as means over prompts and seeds:
 - new 6-grams: the share of the sample's byte 6-grams that do not occur in the prompt;
 - model bits/byte: how surprising the sample is to the shipped text-trained Transformer,
   ℓ(p·s) − ℓ(p) over the sample's length with p the prompt's last 1,948 bytes (a
-  third opinion on "reads as language": gibberish costs it ~5-6 bits a byte, real prose
-  2-3; its own samples are cheap to it by construction);
+  third opinion on "reads as language": gibberish costs it 8-14 bits a byte, the real
+  continuations about 3; its own samples are cheap to it by construction);
 - the same figures for the real 100 bytes that follow the prompt;
 - bar: whether known is within 15 points of the real continuation's and new 6-grams are
   at least 30 % (issue 17's bar).
@@ -66,8 +66,8 @@ KNOWN_WITHIN, NOVEL_AT_LEAST = 0.15, 0.30
 
 @dataclass(frozen=True)
 class Prompt:
-    """A cut point in a source text: `fraction` of a Canterbury file, or a byte offset
-    into enwik8."""
+    """A cut point in a source text: `at` is a fraction of a Canterbury file, or a byte
+    offset into enwik8."""
 
     source: str
     at: float | int

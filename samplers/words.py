@@ -99,7 +99,6 @@ class WordChain:
         self.text = bytes(prompt)
         self.tokens = tokenize(self.text)
         self.keys = [key_of(token) for token in self.tokens]
-        self.prompt_tokens = len(self.tokens)
         self.copy_limit = copy_limit
         self.generated_pairs: set[tuple[bytes, bytes]] = set()
         if not any(token[:1].isalpha() for token in self.tokens[:-1]):
