@@ -239,8 +239,8 @@ def main() -> int:
                                      else "every cell as measured"))
                 failures += bool(differences)
             status = "ok" if code == 0 else ("TIMEOUT" if code == 124 else f"exit {code}")
-            print(f"{seconds:7.1f} s  {status:8} README:{command.line}  {command.text}",
-                  flush=True)
+            print(f"{seconds:7.1f} s  {status:8} README:{command.line}  "
+                  f"{command.text.splitlines()[0]}", flush=True)
         if options.all:  # the curated gallery was remade by the README's render command
             remade = curated_files(clone)
             differing = sorted(name for name in committed if remade.get(name) != committed[name])
