@@ -18,7 +18,6 @@ import math
 import multiprocessing
 import os
 import secrets
-import shlex
 import shutil
 import sys
 import time
@@ -85,7 +84,8 @@ INDEX = "index.html"
 
 @dataclass(frozen=True)
 class GallerySettings:
-    """Everything that determines a gallery; `command()` is the call that rebuilds it."""
+    """Everything that determines a gallery (`gencomp render` turns it into the command line
+    that rebuilds it)."""
 
     compressors: tuple[str, ...]
     image: Path | None = None
@@ -107,30 +107,6 @@ class GallerySettings:
     length: int = 100
     seed: int = 0
     bench_dir: Path | None = Path("outputs") / "bench"
-
-    def command(self, output: Path) -> str:
-        arguments = ["gencomp", "render", "-o", str(output)]
-        for modality in self.modalities:
-            arguments += [f"--{modality}", shown_path(getattr(self, modality))]
-        arguments += [
-            "--modalities", ",".join(self.modalities),
-            "--compressors", ",".join(self.compressors),
-            "--samplers", ",".join(self.samplers),
-            "--horizon", str(self.horizon),
-            "--temperature", f"{self.temperature:g}",
-            "--length-unit", self.length_unit,
-            "--image-size", "{}x{}".format(*self.image_size),
-            "--audio-prompt", f"{self.audio_prompt_seconds:g}",
-            "--audio-length", f"{self.audio_seconds:g}",
-            "--audio-context", str(self.audio_context),
-            "--text-offset", str(self.text_offset),
-            "--prompt-bytes", str(self.prompt_bytes),
-            "--length", str(self.length),
-            "--seed", str(self.seed),
-        ]
-        arguments += ["--no-bench"] if self.bench_dir is None else ["--bench-dir",
-                                                                    shown_path(self.bench_dir)]
-        return shlex.join(arguments)
 
     @property
     def audio_lengths(self) -> tuple[int, int]:
@@ -157,9 +133,8 @@ def default_prompt(modality: str, data_dir: Path | None) -> Path:
     for root in roots:
         if (root / DEFAULT_PROMPTS[modality]).is_file():
             return root / DEFAULT_PROMPTS[modality]
-    raise DataNotFoundError(
-        f"default {modality} prompt {DEFAULT_PROMPTS[modality]} not found under "
-        f"{', '.join(map(str, roots))}: pass --{modality} FILE or --data-dir DIR")
+    raise DataNotFoundError(f"default {modality} prompt {DEFAULT_PROMPTS[modality]} not "
+                            f"found under {', '.join(map(str, roots))}", dataset=modality)
 
 
 def default_settings(data_dir: Path | None = None, **overrides: object) -> GallerySettings:
@@ -543,9 +518,10 @@ def check_settings_usable(settings: GallerySettings) -> None:
         raise UsageError("text length and prompt bytes must be positive, text offset ≥ 0")
 
 
-def build_gallery(settings: GallerySettings, output: Path, force: bool = False,
+def build_gallery(settings: GallerySettings, output: Path, command: str, force: bool = False,
                   workers: int = 1, progress: Progress | None = None) -> Path:
-    """Generate, render and write the gallery to `output`; return the path of index.html."""
+    """Generate, render and write the gallery to `output`; return the path of index.html.
+    `command` is shown as what made it, and recorded."""
     check_settings_usable(settings)
     if not isinstance(workers, int) or workers < 1:
         raise UsageError(f"workers must be a positive integer, got {workers!r}")
@@ -560,7 +536,6 @@ def build_gallery(settings: GallerySettings, output: Path, force: bool = False,
     sections, seconds = _sections(settings, jobs, prompts, results)
     if settings.bench_dir is not None:
         sections.append(newest_bench_section(settings.bench_dir))
-    command = settings.command(output)
     manifest = {
         "command": command,
         "settings": {key: shown_path(value) if isinstance(value, Path) else value

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from gencomp.commands.progress import PROGRESS_HELP, JobBars, job_progress, on_terminal
-from gencomp.errors import UsageError
+from gencomp.errors import DataNotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from gencomp.gallery import GallerySettings
 
 
 def _names(text: str | None, option: str) -> tuple[str, ...] | None:
@@ -26,6 +31,35 @@ def _image_size(text: str) -> tuple[int, int]:
     if not separator or not height.isdigit() or not width.isdigit():
         raise UsageError(f"--image-size takes HEIGHTxWIDTH, e.g. 32x64; got {text!r}")
     return int(height), int(width)
+
+
+def gallery_command(settings: GallerySettings, output: Path) -> str:
+    """The `gencomp render` call that rebuilds a gallery with these settings, every option
+    spelled out (the page shows it and gallery.json records it)."""
+    from gencomp.gallery import shown_path
+
+    arguments = ["gencomp", "render", "-o", str(output)]
+    for modality in settings.modalities:
+        arguments += [f"--{modality}", shown_path(getattr(settings, modality))]
+    arguments += [
+        "--modalities", ",".join(settings.modalities),
+        "--compressors", ",".join(settings.compressors),
+        "--samplers", ",".join(settings.samplers),
+        "--horizon", str(settings.horizon),
+        "--temperature", f"{settings.temperature:g}",
+        "--length-unit", settings.length_unit,
+        "--image-size", "{}x{}".format(*settings.image_size),
+        "--audio-prompt", f"{settings.audio_prompt_seconds:g}",
+        "--audio-length", f"{settings.audio_seconds:g}",
+        "--audio-context", str(settings.audio_context),
+        "--text-offset", str(settings.text_offset),
+        "--prompt-bytes", str(settings.prompt_bytes),
+        "--length", str(settings.length),
+        "--seed", str(settings.seed),
+    ]
+    arguments += (["--no-bench"] if settings.bench_dir is None
+                  else ["--bench-dir", shown_path(settings.bench_dir)])
+    return shlex.join(arguments)
 
 
 def render(
@@ -78,28 +112,35 @@ def render(
     """Sample an image, a speech clip and a text with each compressor; write a gallery page."""
     # Imported here: the gallery loads the samplers and matplotlib, which other commands
     # (and `gencomp --help`) need not pay for.
-    from gencomp.gallery import build_gallery, default_settings
+    from gencomp.gallery import build_gallery, check_settings_usable, default_settings
 
-    settings = default_settings(
-        data_dir,
-        image=image, audio=audio, text=text,
-        modalities=_names(modalities, "--modalities"),
-        compressors=_names(compressors, "--compressors"),
-        samplers=_names(samplers, "--samplers"), horizon=horizon, temperature=temperature,
-        length_unit=length_unit,
-        image_size=_image_size(image_size),
-        audio_prompt_seconds=audio_prompt, audio_seconds=audio_length,
-        audio_context=audio_context, text_offset=text_offset, prompt_bytes=prompt_bytes,
-        length=length, seed=seed,
-    )
+    try:
+        settings = default_settings(
+            data_dir,
+            image=image, audio=audio, text=text,
+            modalities=_names(modalities, "--modalities"),
+            compressors=_names(compressors, "--compressors"),
+            samplers=_names(samplers, "--samplers"), horizon=horizon, temperature=temperature,
+            length_unit=length_unit,
+            image_size=_image_size(image_size),
+            audio_prompt_seconds=audio_prompt, audio_seconds=audio_length,
+            audio_context=audio_context, text_offset=text_offset, prompt_bytes=prompt_bytes,
+            length=length, seed=seed,
+        )
+    except DataNotFoundError as error:  # a default prompt: say which options point elsewhere
+        if error.dataset is None:
+            raise
+        raise UsageError(f"{error}: pass --{error.dataset} FILE or --data-dir DIR") from error
     settings = dataclasses.replace(settings, bench_dir=None if no_bench else bench_dir)
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
+    check_settings_usable(settings)  # before the command line is made of the settings
+    command = gallery_command(settings, output)
     if not progress:
-        build_gallery(settings, output, force=force, workers=workers)
+        build_gallery(settings, output, command, force=force, workers=workers)
         return
     with job_progress() as bars:
-        build_gallery(settings, output, force=force, workers=workers,
+        build_gallery(settings, output, command, force=force, workers=workers,
                       progress=JobBars(bars))
 
 
