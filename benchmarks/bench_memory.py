@@ -9,9 +9,9 @@ or start more workers than `--workers` asked for; after SIGTERM or SIGKILL of a
 `--workers 2` run, no process of ours remains within 5 seconds. The crafted containers
 are tests/fuzz.py's HOSTILE_MODELS (model tables or caches of 1 to 40 GiB declared by a
 few hundred bytes), a container that records `"workers": 16`, one that declares 2^40
-bytes of output, and 1.25 GiB of zeros in 41 KB of zstd: decoded output is held in
-memory, so that one takes what it declares, as far as the output limit allows (a quarter
-of the machine's memory by default, `--max-output`).
+bytes of output, and 1.25 GiB of zeros in 41 KB of zstd, which decodes a piece at a time
+into the output file (`Compressor.decompress_pieces`), so it takes tens of MiB, not what
+it declares.
 """
 
 from __future__ import annotations
@@ -121,8 +121,8 @@ def stop_time(arguments: list[str], folder: Path, stop: int) -> tuple[float, int
     return time.monotonic() - stopped, process.wait()
 
 
-#: An output bomb within the default output limit: decoded output is held in memory, so it
-#: takes what it declares (the limit, `--max-output`, is what bounds it).
+#: An output bomb within the default output limit: decoded in pieces, it should take a
+#: small fraction of what it declares.
 BOMB_BYTES = 5 << 28
 
 

@@ -29,7 +29,7 @@ import difflib
 import importlib
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,6 +41,9 @@ from gencomp.errors import UnknownCompressorError, UsageError
 LENGTH_UNITS = ("bytes", "bits")
 #: How much a codec decodes when the caller sets no limit (4 GiB): every decoder is capped.
 DEFAULT_MAX_OUTPUT_BYTES = 1 << 32
+#: The size of the pieces codecs that can stream their output decode in
+#: (`Compressor.decompress_pieces`).
+DECODE_PIECE_BYTES = 1 << 20
 
 
 def output_limit(max_output_bytes: int | None) -> int:
@@ -103,10 +106,19 @@ class Compressor(ABC):
     def compress(self, data: bytes) -> bytes:
         """Losslessly compress `data`."""
 
-    @abstractmethod
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         """Invert `compress`. Never produce more than `max_output_bytes` (decompression
         bombs); raise a `ContainerError` on a payload this codec cannot decode."""
+        return b"".join(self.decompress_pieces(payload, max_output_bytes))
+
+    def decompress_pieces(self, payload: bytes, max_output_bytes: int | None = None
+                          ) -> Iterator[bytes]:
+        """`decompress`'s output in order, in pieces of at most about `DECODE_PIECE_BYTES`
+        where the codec can decode that way, so that a caller writing them out holds one
+        piece at a time (a few KB of payload may declare gigabytes of output). A codec
+        overrides this or `decompress`; the other follows."""
+        yield self.decompress(payload, max_output_bytes)
+
 
     @property
     def num_parameters(self) -> int:
@@ -201,6 +213,10 @@ def register(
     """Decorator that adds a compressor class or factory function to the registry."""
 
     def add(factory: Callable[..., Compressor]) -> Callable[..., Compressor]:
+        if isinstance(factory, type) and (
+                factory.decompress is Compressor.decompress
+                and factory.decompress_pieces is Compressor.decompress_pieces):
+            raise TypeError(f"{factory.__name__} must define decompress or decompress_pieces")
         signature = inspect.signature(factory)
         defaults = {
             key: parameter.default

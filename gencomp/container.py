@@ -39,6 +39,7 @@ import hashlib
 import json
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,6 +275,18 @@ def unpack(container: bytes, max_output_bytes: int | None = None,
     `gencomp.limits.default_output_limit()`). `runtime_params` (a model compressor's
     `workers`, `device`) say how to run the decoder; only the compressor's
     `runtime_params` may be given."""
+    pieces: list[bytes] = []
+    unpack_to(container, pieces.append, max_output_bytes, runtime_params)
+    return b"".join(pieces)
+
+
+def unpack_to(container: bytes, write: Callable[[bytes], object],
+              max_output_bytes: int | None = None,
+              runtime_params: dict[str, Any] | None = None) -> None:
+    """`unpack`, handing the output to `write` a piece at a time as the codec decodes it,
+    so that a container that declares gigabytes decodes in bounded memory. The length
+    and digest are checked once the last piece is out: `write` must keep the pieces
+    where they can be thrown away if this raises (`gencomp.fileio.streamed_output`)."""
     header, payload = read_header(container)
     limit = default_output_limit() if max_output_bytes is None else max_output_bytes
     if header.original_length > limit:
@@ -290,10 +303,14 @@ def unpack(container: bytes, max_output_bytes: int | None = None,
         compressor = get_compressor(spec.name, **decoding_params(header, spec), **runtime)
     except UsageError as error:
         raise ContainerError(f"container parameters are invalid: {error}") from error
-    data = compressor.decompress(payload, max_output_bytes=header.original_length)
-    if len(data) != header.original_length:
-        raise ChecksumMismatchError(f"decoded {len(data)} bytes, the container declares "
+    digest = hashlib.sha256()
+    length = 0
+    for piece in compressor.decompress_pieces(payload, max_output_bytes=header.original_length):
+        digest.update(piece)
+        length += len(piece)
+        write(piece)
+    if length != header.original_length:
+        raise ChecksumMismatchError(f"decoded {length} bytes, the container declares "
                                     f"{header.original_length}")
-    if hashlib.sha256(data).digest()[: len(header.original_digest)] != header.original_digest:
+    if digest.digest()[: len(header.original_digest)] != header.original_digest:
         raise ChecksumMismatchError("decoded bytes do not match the original's SHA-256")
-    return data

@@ -21,7 +21,7 @@ import socket
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -264,23 +264,54 @@ def checked_stdout() -> Iterator[None]:
 def write_stdout(data: bytes) -> None:
     """Write all of `data` to stdout, checking every write; fsync it when stdout is a
     file, so that a disk that fills late still fails here."""
+    _write_stdout_blocks([data])
+
+
+def _write_stdout_blocks(blocks: Iterable[bytes]) -> None:
     check_writable(STDIO, force=True)
     with _stdout_errors_reported():
         if sys.stdout is not None:
             sys.stdout.flush()  # text printed before goes out first
-        _write_all(STDOUT, data)
+        for block in blocks:
+            _write_all(STDOUT, block)
         if stat.S_ISREG(os.fstat(STDOUT).st_mode):
             os.fsync(STDOUT)
 
 
 def write_output(path: str | Path, data: bytes, force: bool = False) -> None:
     """Write `data` atomically to `path`, or to stdout for '-'."""
+    with streamed_output(path, force) as write:
+        write(data)
+
+
+@contextlib.contextmanager
+def streamed_output(path: str | Path, force: bool = False
+                    ) -> Iterator[Callable[[bytes], None]]:
+    """A function that appends bytes to the output `path` (stdout for '-'), which holds
+    them, complete, only if the block succeeds: what a decoder writes a piece at a time
+    and checks only at its end. For stdout, which cannot take back what it was given,
+    the pieces wait in an unnamed temporary file (in $TMPDIR) until then."""
     if str(path) == STDIO:
-        write_stdout(data)
+        check_writable(STDIO, force=True)
+        spool_name = Path(tempfile.gettempdir()) / "gencomp spool file"
+        with _write_errors_reported(spool_name):
+            spool = tempfile.TemporaryFile()
+        with spool:
+            def spool_piece(piece: bytes) -> None:
+                with _write_errors_reported(spool_name):
+                    _write_all(spool.fileno(), piece)
+
+            yield spool_piece
+            spool.seek(0)
+            _write_stdout_blocks(iter(lambda: spool.read(_WRITE_BLOCK), b""))
         return
-    with atomic_open(path, force) as handle, _write_errors_reported(Path(path)):
-        handle.flush()
-        _write_all(handle.fileno(), data)
+    path = Path(path)
+    with atomic_open(path, force) as handle:
+        def write_piece(piece: bytes) -> None:
+            with _write_errors_reported(path):
+                _write_all(handle.fileno(), piece)
+
+        yield write_piece
 
 
 def write_text(path: str | Path, text: str, force: bool = True) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import random
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from gencomp import available_compressors, get_compressor
 from gencomp.codecs.png import closest_factors
-from gencomp.compressor import compressor_specs
+from gencomp.compressor import DECODE_PIECE_BYTES, compressor_specs
 from gencomp.datasets import DataLocations, load_chunks
 from gencomp.errors import ContainerError, SizeLimitError, UnknownCompressorError, UsageError
 
@@ -184,3 +188,52 @@ def test_registry_errors_are_clear() -> None:
         get_compressor("gzip", quality=3)
     with pytest.raises(UsageError, match="level"):
         get_compressor("gzip", level=42)
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_large_outputs_decode_in_bounded_pieces(name: str, enwik8_megabyte: bytes) -> None:
+    """Issue 20: decoding holds one piece at a time, however much a payload expands."""
+    compressor = get_compressor(name, **({"level": 1} if name in ("gzip", "bz2", "zstd") else {}))
+    data = enwik8_megabyte * 2 + bytes(16 << 20)
+    pieces = list(compressor.decompress_pieces(compressor.compress(data)))
+    assert b"".join(pieces) == data
+    assert max(map(len, pieces)) <= 4 * DECODE_PIECE_BYTES
+    assert len(pieces) >= len(data) // (4 * DECODE_PIECE_BYTES)
+
+
+def _png_with_filters(pixels: np.ndarray, filters: np.ndarray) -> bytes:
+    """An 8-bit grayscale PNG whose rows use the given filter types (PNG 1.2, 6.2-6.6),
+    filtered here with numpy so that every type is exercised and checked against Pillow."""
+    rows, columns = pixels.shape
+    wide = pixels.astype(np.int32)
+    left = np.pad(wide, ((0, 0), (1, 0)))[:, :-1]
+    up = np.pad(wide, ((1, 0), (0, 0)))[:-1]
+    up_left = np.pad(wide, ((1, 0), (1, 0)))[:-1, :-1]
+    estimate = left + up - up_left
+    to_left, to_up, to_up_left = (np.abs(estimate - other) for other in (left, up, up_left))
+    paeth = np.where((to_left <= to_up) & (to_left <= to_up_left), left,
+                     np.where(to_up <= to_up_left, up, up_left))
+    predictions = np.stack([np.zeros_like(wide), left, up, (left + up) >> 1, paeth])
+    residuals = (wide - predictions[filters % 5, np.arange(rows)]) & 0xFF  # 5+: unknown
+    stream = zlib.compress(np.hstack([filters[:, None], residuals]).astype(np.uint8).tobytes())
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    header = struct.pack(">II", columns, rows) + bytes([8, 0, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", stream)
+            + chunk(b"IEND", b""))
+
+
+def test_png_rows_of_every_filter_type_decode_as_pillow_decodes_them() -> None:
+    generator = np.random.default_rng(7)
+    rows, columns = 600, 97
+    pixels = (np.cumsum(generator.integers(-9, 10, (rows, columns)), axis=1) % 256
+              ).astype(np.uint8)
+    filters = generator.integers(0, 5, rows)
+    payload = _png_with_filters(pixels, filters)
+    assert Image.open(io.BytesIO(payload)).tobytes() == pixels.tobytes()
+    assert get_compressor("png").decompress(payload) == pixels.tobytes()
+    with pytest.raises(ContainerError, match="filter type 5"):
+        get_compressor("png").decompress(_png_with_filters(pixels, np.where(filters, filters, 5)))

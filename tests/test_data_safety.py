@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zstandard
 
 import gencomp.fileio
 import gencomp.processes
@@ -304,6 +305,41 @@ def test_the_default_output_limit_fits_the_machine(tmp_path: Path,
     assert f"declares {declared} bytes" in one_line(capsys.readouterr().err)
 
 
+#: More zeros than the resident-memory bar, in a zstd frame that declares them.
+BOMB_BYTES = MAX_RESIDENT_BYTES + (256 << 20)
+
+
+@pytest.fixture(scope="module")
+def zstd_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1.25 GiB of zeros in ~40 KB of zstd, made a mebibyte at a time."""
+    zeros = bytes(1 << 20)
+    stream = zstandard.ZstdCompressor(level=3).compressobj(size=BOMB_BYTES)
+    digest = hashlib.sha256()
+    parts = []
+    for _ in range(BOMB_BYTES >> 20):
+        parts.append(stream.compress(zeros))
+        digest.update(zeros)
+    payload = b"".join(parts) + stream.flush()
+    path = tmp_path_factory.mktemp("bomb") / "zeros.gcz"
+    path.write_bytes(frame("zstd", {}, BOMB_BYTES, digest.digest()[:DIGEST_BYTES], payload))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output", ["file", "stdout"])
+def test_a_container_that_expands_past_a_gibibyte_decodes_in_bounded_memory(
+        output: str, zstd_bomb: Path, tmp_path: Path) -> None:
+    """Issue 20: decoded output was held in memory, so 1.25 GiB of zeros in 41 KB of zstd
+    took 1.4 GiB; now it goes out a piece at a time (to stdout once it is verified)."""
+    target = "-" if output == "stdout" else str(tmp_path / "zeros")
+    code, err, resident = run_measured(["decompress", str(zstd_bomb), "-o", target,
+                                        "--max-output", "2G"], tmp_path)
+    assert (code, err) == (0, "")
+    assert resident < MAX_RESIDENT_BYTES // 4, f"{resident >> 20} MiB"
+    if output == "file":
+        assert (tmp_path / "zeros").stat().st_size == BOMB_BYTES
+
+
 # ---------------------------------------------------------------- 4: workers die with us
 
 
@@ -387,6 +423,8 @@ def test_no_process_of_ours_outlives_a_stopped_run(stop: int, command: str,
     if stop == signal.SIGTERM:  # (after SIGKILL, multiprocessing may note leaked semaphores)
         assert one_line(err) == "gencomp: terminated\n"
     assert not output.exists()
+    if stop == signal.SIGKILL:  # a decoder killed mid-write leaves its temporary output,
+        remove_stale_temporaries(output)  # which the next run writing there removes
     assert not [path for path in folder.iterdir() if path.name.endswith(".tmp")]
 
 

@@ -1,9 +1,10 @@
 """Codecs that turn bytes into one byte stream with a general-purpose library.
 
-They share one mechanism: a streaming decoder that is fed the payload and asked for at
-most `limit + 1` bytes, so a payload that expands past the caller's limit is refused
-without ever allocating the expanded size (decompression bombs). Each codec only says how
-to encode and how to open its streaming decoder.
+They share one mechanism: a streaming decoder that hands its output back in pieces of at
+most about `DECODE_PIECE_BYTES`, so decoding holds one piece at a time however much a
+payload expands (49 KB of zstd can declare 1.25 GiB of zeros), and output past the
+caller's limit is refused as it arrives. Each codec only says how to encode and how to
+drive its library's streaming decoder.
 
 Scoring continuations (`continuation_bits`, what samplers call 256 times per generated
 byte) is exact and fast: gzip deflates the context once and finishes a copy of the stream
@@ -29,7 +30,7 @@ import functools
 import os
 import zlib
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -37,11 +38,19 @@ import brotli
 import numpy as np
 import zstandard
 
-from gencomp.compressor import Compressor, check_int_range, output_limit, register
+from gencomp.compressor import (
+    DECODE_PIECE_BYTES,
+    Compressor,
+    check_int_range,
+    output_limit,
+    register,
+)
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 
-#: A streaming decoder step: (payload, max_output) -> (output, finished, unused_input_length).
-StreamDecoder = Callable[[bytes, int], tuple[bytes, bool, int]]
+#: zstd's decoder returns all it can make of the input it is given, so it is fed this
+#: much at a time: a block of at most 128 KiB of output takes at least 4 bytes (a
+#: repeated byte), which bounds a piece to 4 MiB.
+ZSTD_FEED_BYTES = 128
 
 #: Below this much input to recompress per scoring call, threads cost more than they save.
 PARALLEL_MIN_BYTES = 1 << 16
@@ -102,22 +111,40 @@ class ByteStreamCompressor(Compressor):
         return recompressed_continuation_bits(self, context, candidates, unit)
 
     @abstractmethod
-    def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
-        """Decode at most `max_output` bytes; return (output, stream ended, unused bytes)."""
+    def _decoded_pieces(self, payload: bytes, limit: int) -> Iterator[bytes]:
+        """The library's output for `payload`, in bounded pieces; a TruncatedError if the
+        stream ends early, a CorruptPayloadError if bytes follow its end."""
 
-    def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
+    def decompress_pieces(self, payload: bytes, max_output_bytes: int | None = None
+                          ) -> Iterator[bytes]:
         limit = output_limit(max_output_bytes)
+        produced = 0
         try:
-            output, finished, unused = self._decode_stream(payload, limit + 1)
+            for piece in self._decoded_pieces(payload, limit):
+                produced += len(piece)
+                if produced > limit:
+                    raise SizeLimitError(f"{self.name}: payload expands past the limit of "
+                                         f"{limit} bytes")
+                yield piece
         except self.library_errors as error:
             raise CorruptPayloadError(f"{self.name}: corrupt payload ({error})") from error
-        if len(output) > limit:
-            raise SizeLimitError(f"{self.name}: payload expands past the limit of {limit} bytes")
-        if not finished:
-            raise TruncatedError(f"{self.name}: payload is truncated")
-        if unused:
-            raise CorruptPayloadError(f"{self.name}: {unused} unexpected bytes after the stream")
-        return output
+
+
+def drained(name: str, decoder: Any, payload: bytes) -> Iterator[bytes]:
+    """The pieces of a zlib, bz2 or lzma decompressor fed `payload`: each call asks for at
+    most DECODE_PIECE_BYTES. zlib hands back the input it did not read
+    (`unconsumed_tail`); bz2 and lzma keep it and are asked again with nothing new."""
+    pending = payload
+    while not decoder.eof:
+        piece = decoder.decompress(pending, DECODE_PIECE_BYTES)
+        unread = getattr(decoder, "unconsumed_tail", b"")
+        if not piece and len(unread) == len(pending) and getattr(decoder, "needs_input", True):
+            raise TruncatedError(f"{name}: payload is truncated")  # it wants input: none left
+        pending = unread
+        yield piece
+    if decoder.unused_data:
+        raise CorruptPayloadError(f"{name}: {len(decoder.unused_data)} unexpected bytes "
+                                  "after the stream")
 
 
 @register("gzip", "DEFLATE in the gzip format (zlib), as the paper's gzip -9", level_param="level")
@@ -203,10 +230,8 @@ class GzipCompressor(ByteStreamCompressor):
                                len(candidates) >= PARALLEL_MIN_CANDIDATES)
         return np.array(lengths[1:], dtype=np.float64) - lengths[0]
 
-    def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
-        decoder = zlib.decompressobj(self.GZIP_WBITS)
-        output = decoder.decompress(payload, max_output)
-        return output, decoder.eof, len(decoder.unused_data)
+    def _decoded_pieces(self, payload: bytes, limit: int) -> Iterator[bytes]:
+        return drained(self.name, zlib.decompressobj(self.GZIP_WBITS), payload)
 
 
 @register("bz2", "bzip2 (Burrows-Wheeler), block size 900k", level_param="level")
@@ -239,10 +264,8 @@ class Bz2Compressor(ByteStreamCompressor):
                 return 8.0 * len(payload) - padding
         raise ValueError("bz2: no end-of-stream marker")
 
-    def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
-        decoder = bz2.BZ2Decompressor()
-        output = decoder.decompress(payload, max_output)
-        return output, decoder.eof, len(decoder.unused_data)
+    def _decoded_pieces(self, payload: bytes, limit: int) -> Iterator[bytes]:
+        return drained(self.name, bz2.BZ2Decompressor(), payload)
 
 
 @register("zstd", "Zstandard (zstandard), level 19 by default", level_param="level")
@@ -280,17 +303,26 @@ class ZstdCompressor(ByteStreamCompressor):
             lengths += [len(frames[index]) for index in range(len(batch))]
         return 8.0 * (np.array(lengths[1:], dtype=np.float64) - lengths[0])
 
-    def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
-        # The stream decoder has no output cap, so check the frame's declared size first
-        # (our frames always declare it; libzstd verifies it while decoding).
+    def _decoded_pieces(self, payload: bytes, limit: int) -> Iterator[bytes]:
+        # Our frames always declare their size (libzstd checks it while decoding): a
+        # frame that does not is not ours, one that declares too much is refused unread.
         declared = zstandard.frame_content_size(payload)
         if declared < 0:
             raise zstandard.ZstdError("frame does not declare its content size")
-        if declared >= max_output:
-            raise SizeLimitError(f"zstd: frame declares {declared} bytes, over the limit")
+        if declared > limit:
+            raise SizeLimitError(f"zstd: frame declares {declared} bytes, over the limit of "
+                                 f"{limit}")
         decoder = zstandard.ZstdDecompressor().decompressobj()
-        output = decoder.decompress(payload)
-        return output, decoder.eof, len(decoder.unused_data)
+        for start in range(0, len(payload), ZSTD_FEED_BYTES):
+            if decoder.eof:
+                raise CorruptPayloadError(f"zstd: {len(payload) - start} unexpected bytes "
+                                          "after the stream")
+            yield decoder.decompress(payload[start:start + ZSTD_FEED_BYTES])
+        if not decoder.eof:
+            raise TruncatedError("zstd: payload is truncated")
+        if decoder.unused_data:
+            raise CorruptPayloadError(f"zstd: {len(decoder.unused_data)} unexpected bytes "
+                                      "after the stream")
 
 
 @register("brotli", "Brotli, quality 11 by default", level_param="quality")
@@ -308,10 +340,15 @@ class BrotliCompressor(ByteStreamCompressor):
     def compress(self, data: bytes) -> bytes:
         return brotli.compress(data, quality=self.quality)
 
-    def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
+    def _decoded_pieces(self, payload: bytes, limit: int) -> Iterator[bytes]:
+        # Brotli takes the whole input at once (bytes after the stream are an error) and
+        # keeps what its output limit left undecoded until asked again with no input.
         decoder = brotli.Decompressor()
-        output = decoder.process(payload, output_buffer_limit=max_output)
-        while len(output) < max_output and not decoder.can_accept_more_data():
-            output += decoder.process(b"", output_buffer_limit=max_output - len(output))
-        # Brotli consumes the whole input or fails, so it reports no unused bytes.
-        return output[:max_output], decoder.is_finished(), 0
+        piece = decoder.process(payload, output_buffer_limit=DECODE_PIECE_BYTES)
+        while piece:
+            yield piece
+            if decoder.is_finished():
+                return
+            piece = decoder.process(b"", output_buffer_limit=DECODE_PIECE_BYTES)
+        if not decoder.is_finished():
+            raise TruncatedError("brotli: payload is truncated")

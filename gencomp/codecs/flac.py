@@ -8,8 +8,8 @@ headers, the same predictor.
 
 Decoding trusts nothing in the payload: the STREAMINFO block is checked (mono, our sample
 width and rate, a declared length within the limit) before libsndfile sees the bytes,
-samples are read in blocks so memory follows what really decodes, and the decoded samples
-must match STREAMINFO's MD5 signature (libsndfile does not check it).
+samples are read and handed on in blocks so memory does not follow the length, and the
+decoded samples must match STREAMINFO's MD5 signature (libsndfile does not check it).
 
 Scoring continuations is fast because FLAC codes fixed-size frames (4096 samples here)
 independently, behind headers of fixed size: ℓ(context·c) − ℓ(context) is decided by the
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -116,36 +116,39 @@ class FlacCompressor(Compressor):
                             subtype=_SUBTYPES[self.sample_bits])
             return buffer.getvalue()
 
-    def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
+    def decompress_pieces(self, payload: bytes, max_output_bytes: int | None = None
+                          ) -> Iterator[bytes]:
+        """The samples a block at a time; the MD5 is checked once the last is out (a
+        caller keeps the pieces where they can be thrown away until then, as the .gcz
+        container's own digest needs too)."""
         if not payload:
-            return b""
+            return
         limit = output_limit(max_output_bytes)
         declared, md5 = self._check_streaminfo(payload)
         if declared > limit:
             raise SizeLimitError(f"flac: {declared} samples are over the limit of {limit}")
-        blocks = []
+        signature = hashlib.md5()
         decoded = 0
         try:
             with soundfile.SoundFile(io.BytesIO(payload)) as audio:
                 while decoded < declared:
-                    block = audio.read(min(_READ_BLOCK_SAMPLES, declared - decoded),
-                                       dtype="int16")
-                    if not len(block):
+                    samples = audio.read(min(_READ_BLOCK_SAMPLES, declared - decoded),
+                                         dtype="int16")
+                    if not len(samples):
                         break
-                    blocks.append(block)
-                    decoded += len(block)
+                    if np.any(samples & 0xFF):
+                        raise CorruptPayloadError("flac: samples are not 8-bit values")
+                    decoded += len(samples)
+                    # STREAMINFO's MD5 is over the samples at their coded width, little-endian.
+                    signature.update((samples >> 8).astype(np.int8) if self.sample_bits == 8
+                                     else samples.astype("<i2"))
+                    yield ((samples >> 8) + 128).astype(np.uint8).tobytes()
         except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
             raise CorruptPayloadError(f"flac: corrupt payload ({error})") from error
         if decoded != declared:
             raise TruncatedError(f"flac: {decoded} of {declared} samples decoded")
-        samples = np.concatenate(blocks)
-        if np.any(samples & 0xFF):
-            raise CorruptPayloadError("flac: samples are not 8-bit values")
-        # STREAMINFO's MD5 is over the samples at their coded width, little-endian.
-        coded = (samples >> 8).astype(np.int8) if self.sample_bits == 8 else samples.astype("<i2")
-        if hashlib.md5(coded.tobytes()).digest() != md5:
+        if signature.digest() != md5:
             raise CorruptPayloadError("flac: decoded samples do not match the MD5 signature")
-        return ((samples >> 8) + 128).astype(np.uint8).tobytes()
 
     def _check_streaminfo(self, payload: bytes) -> tuple[int, bytes]:
         """(declared sample count, MD5) from a STREAMINFO that matches what we write."""

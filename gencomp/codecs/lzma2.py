@@ -19,9 +19,10 @@ payload decodes with the preset's filters either way.
 from __future__ import annotations
 
 import lzma
+from collections.abc import Iterator
 from typing import Any
 
-from gencomp.codecs.bytestream import ByteStreamCompressor
+from gencomp.codecs.bytestream import ByteStreamCompressor, drained
 from gencomp.compressor import check_int_range, register
 
 _RAW_FORMAT = lzma.FORMAT_RAW
@@ -68,10 +69,9 @@ class Lzma2Compressor(ByteStreamCompressor):
         in bytes, whatever the unit asked (see the module doc)."""
         return 8.0 * len(self._raw(data))
 
-    def _decode_stream(self, payload: bytes, max_output: int) -> tuple[bytes, bool, int]:
+    def _decoded_pieces(self, payload: bytes, limit: int) -> Iterator[bytes]:
         if self.container == "raw":
             decoder = lzma.LZMADecompressor(format=_RAW_FORMAT, filters=self._raw_filters)
         else:
             decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=XZ_DECODER_MEMLIMIT)
-        output = decoder.decompress(payload, max_output)
-        return output, decoder.eof, len(decoder.unused_data)
+        return drained(self.name, decoder, payload)

@@ -31,11 +31,13 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from PIL import Image, PngImagePlugin
 
-from gencomp.compressor import Compressor, output_limit, register
+from gencomp.compressor import DECODE_PIECE_BYTES, Compressor, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 from gencomp.preprocessing import closest_factors
 
@@ -45,6 +47,9 @@ _CHUNK_HEAD = struct.Struct(">I4s")
 _CHUNK_CRC = struct.Struct(">I")
 #: Deflate expands at most 1032:1, so n bytes of PNG hold at most 1032·n pixels.
 _DEFLATE_MAX_RATIO = 1032
+#: IHDR after width and height: bit depth 8, colour type 0 (grayscale), compression,
+#: filter method and interlace method 0.
+_GRAYSCALE_8_BIT = bytes([8, 0, 0, 0, 0])
 #: The zlib stream's framing: a 2-byte header before the deflate stream, Adler-32 after.
 _ZLIB_HEADER_BITS, _ZLIB_TRAILER_BYTES = 16, 4
 
@@ -116,9 +121,14 @@ class PngCompressor(Compressor):
         start, offset = max(pair for pair in file_offsets if 8 * pair[0] < end)
         return float(8 * offset + end - 8 * start)
 
-    def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
+    def decompress_pieces(self, payload: bytes, max_output_bytes: int | None = None
+                          ) -> Iterator[bytes]:
+        """The pixels a few rows at a time: the zlib stream is inflated as far as the rows
+        of one piece and their filters undone (`png_filters`), so that an image of any
+        size decodes in bounded memory."""
         if not payload:
-            return b""
+            return
+        from gencomp.codecs.png_filters import unfilter  # numba kernel: loaded on first decode
         limit = output_limit(max_output_bytes)
         columns, rows = check_chunks(payload)
         # The last row holds fewer than `columns` bytes of data, the rest is padding.
@@ -127,24 +137,36 @@ class PngCompressor(Compressor):
         if columns * rows > _DEFLATE_MAX_RATIO * len(payload):
             raise CorruptPayloadError(f"png: declares a {columns}x{rows} image, more than "
                                       f"{len(payload)} bytes can hold")
-        try:
-            # PngImageFile, not Image.open: our limit replaces Pillow's pixel-count check,
-            # which would refuse (and warn about) large images we wrote ourselves.
-            image = PngImagePlugin.PngImageFile(io.BytesIO(payload))
-            if image.mode != "L":
-                raise CorruptPayloadError(f"png: expected a grayscale image, got {image.mode}")
-            padding = int(image.text.get(_PADDING_KEY, "0"))
-            pixels = image.tobytes()
-        except CorruptPayloadError:
-            raise
-        except Exception as error:  # Pillow reports malformed files through many types
-            raise CorruptPayloadError(f"png: corrupt payload ({error})") from error
-        if not 0 <= padding < max(columns, 1) or padding > len(pixels):
+        found = chunks(payload)
+        if found[0][1][8:] != _GRAYSCALE_8_BIT or not columns or not rows:
+            raise CorruptPayloadError("png: expected a non-interlaced 8-bit grayscale image")
+        padding = _padding(found)
+        if not 0 <= padding < columns:
             raise CorruptPayloadError(f"png: bad padding {padding}")
-        output = pixels[: len(pixels) - padding]
-        if len(output) > limit:
-            raise SizeLimitError(f"png: payload expands past the limit of {limit}")
-        return output
+        decoder = zlib.decompressobj()
+        pending = b"".join(data for chunk_type, data in found if chunk_type == b"IDAT")
+        above = np.zeros(columns, dtype=np.uint8)
+        left = columns * rows - padding
+        rows_per_piece = max(1, DECODE_PIECE_BYTES // (columns + 1))
+        try:
+            for first_row in range(0, rows, rows_per_piece):
+                wanted = (columns + 1) * min(rows_per_piece, rows - first_row)
+                filtered = b""
+                while len(filtered) < wanted and not decoder.eof and pending:
+                    filtered += decoder.decompress(pending, wanted - len(filtered))
+                    pending = decoder.unconsumed_tail
+                if len(filtered) < wanted:
+                    raise TruncatedError(f"png: image data ends before row {first_row}")
+                pixels = unfilter(np.frombuffer(filtered, dtype=np.uint8).reshape(-1, columns + 1),
+                                  above)
+                above = pixels[-1]
+                piece = pixels.tobytes()[:left]
+                left -= len(piece)
+                yield piece
+            if decoder.decompress(pending, 1) or not decoder.eof or decoder.unused_data:
+                raise CorruptPayloadError("png: image data does not end after the last row")
+        except (zlib.error, ValueError) as error:
+            raise CorruptPayloadError(f"png: corrupt payload ({error})") from error
 
 
 class PngImageLayout(PngCompressor):
@@ -211,3 +233,15 @@ def check_chunks(payload: bytes) -> tuple[int, int]:
     if not chunk_types or chunk_types[0] != b"IHDR" or chunk_types[-1] != b"IEND":
         raise CorruptPayloadError("png: payload must start with IHDR and end with IEND")
     return struct.unpack_from(">II", payload, len(_SIGNATURE) + _CHUNK_HEAD.size)
+
+
+def _padding(found: list[tuple[bytes, bytes]]) -> int:
+    """The padding bytes the tEXt chunk we write for an explicit width records (0 if none)."""
+    key = _PADDING_KEY.encode("latin-1") + b"\0"
+    for chunk_type, data in found:
+        if chunk_type == b"tEXt" and data.startswith(key):
+            text = data[len(key):]
+            if not text.isdigit() or len(text) > 9:
+                raise CorruptPayloadError(f"png: bad padding {text[:20]!r}")
+            return int(text)
+    return 0

@@ -19,9 +19,16 @@ from gencomp.commands.progress import (
     status,
 )
 from gencomp.compressor import compressor_spec, compressor_specs, get_compressor
-from gencomp.container import pack, read_header, unpack
+from gencomp.container import pack, read_header, unpack_to
 from gencomp.errors import UsageError
-from gencomp.fileio import STDIO, check_distinct, check_writable, read_input, write_output
+from gencomp.fileio import (
+    STDIO,
+    check_distinct,
+    check_writable,
+    read_input,
+    streamed_output,
+    write_output,
+)
 from gencomp.limits import (
     DEFAULT_MODEL_MEMORY,
     MODEL_MEMORY_ENV,
@@ -180,9 +187,9 @@ def decompress(
         runtime = runtime_params(read_header(container)[0].compressor, workers, param)
     name = read_header(container)[0].compressor if progress else None
     show = name is not None and _is_model(name)
-    with model_memory_limit(max_memory), model_coding_progress(show, f"{name} decoding"):
-        data = unpack(container, limit, runtime_params=runtime)
-    write_output(output_path, data, force=force)
+    with model_memory_limit(max_memory), model_coding_progress(show, f"{name} decoding"), \
+            streamed_output(output_path, force) as write:
+        unpack_to(container, write, limit, runtime_params=runtime)
 
 
 #: What `gencomp list` says about the two ways model compressors cut a file.
