@@ -77,7 +77,7 @@ IMPLICIT_PARAMS: dict[str, dict[str, Any]] = {
     "flac": {"sample_bits": 16, "sample_rate": 16000},
     "lzma2": {"preset": 6, "container": "xz"},
     "png": {"width": None},
-    "cm": {"order": 4, "table_bits": 13},
+    "cm": {"order": 4, "table_bits": 13, "width": None},
     "transformer": {"size": "200k", "checkpoint": None, "engine": "kernels"},
 }
 

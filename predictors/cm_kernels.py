@@ -105,7 +105,11 @@ NUM_HASHED = len(HASHED_ORDERS) + 5
 FIRST_HASHED = 2
 MATCH_INPUT = FIRST_HASHED + NUM_HASHED
 NUM_STATE_INPUTS = MATCH_INPUT           # inputs read from a bit-history state
-NUM_INPUTS = MATCH_INPUT + 2             # … the match model, and the bias
+#: The numeric models (images and audio, below), after the match model; then the bias.
+FIRST_SIGNAL = MATCH_INPUT + 1
+IMAGE_MEDIAN, IMAGE_SMOOTH, AUDIO_LMS, AUDIO_PREVIOUS = range(4)
+NUM_SIGNALS = 4
+NUM_INPUTS = FIRST_SIGNAL + NUM_SIGNALS + 1
 BIAS = 256
 
 #: A state map entry adapts at rate 1 / (n + 1.5) after n updates, n capped here.
@@ -132,6 +136,64 @@ MATCH_BUCKETS = 16
 # --- record detection ------------------------------------------------------------------
 #: A period is adopted once this many bytes have recurred at it, four times in a row.
 RECORD_VOTES = 16
+
+# --- numeric models: bytes as pixels or samples ------------------------------------------
+# With `signals` on, four more inputs read the bytes as numbers. Each predicts the next
+# byte's value mu (images: the median edge detector of LOCO-I / JPEG-LS and a smooth
+# average, from the pixels left, above, above-left and above-right at the row width;
+# audio: a normalised LMS filter of the last LMS_ORDER samples, and the last sample) and
+# gives the byte a two-sided geometric distribution around it, P(v) ∝ θ^|v − mu|, with θ
+# set by the mean absolute error it has made in the same context of local activity. At a
+# node of the byte tree the input is stretch(P(bit = 1)): the mass of the values under the
+# 1-branch over the mass under the node. They need no training, which is what a fresh
+# model coding a 2 KB image patch or stretch of speech needs; the mixer learns from the
+# data which to trust (for text: none). With `signals` off the inputs are 0, and every
+# other number is what it was without them.
+#: θ levels: level q (1 … THETA_LEVELS) is the θ whose mean |error| is q² / 64.
+THETA_LEVELS = 96
+#: Mean absolute errors are kept in 1/16 units, each step moving 1/2^SCALE_RATE of the way.
+SCALE_ONE, SCALE_RATE, INITIAL_SCALE = 16, 4, 64
+ACTIVITY_CONTEXTS = 8
+LMS_ORDER, LMS_ONE, LMS_RATE_SHIFT = 16, 1 << 16, 2
+#: Added to the window's energy (silence must not make the steps huge); weights' bound.
+LMS_ENERGY_FLOOR, LMS_LIMIT = 256, 4 << 16
+
+
+def _theta_powers() -> np.ndarray:
+    """θ_q^k · 2^40 for every level q and k = 0 … 256, from θ_q in 16-bit fixed point.
+    Only correctly rounded operations (+, −, ×, ÷, √) of exact rationals and integer
+    products: every machine builds the same table."""
+    import math
+    powers = np.zeros((THETA_LEVELS + 1, 257), dtype=np.int64)
+    for level in range(1, THETA_LEVELS + 1):
+        mean = level * level / 64  # E|r| = 2θ / (1 − θ²), solved for θ
+        theta = round((math.sqrt(1 + mean * mean) - 1) / mean * 65536)
+        power = 1 << 40
+        for k in range(257):
+            powers[level, k] = power
+            power = (power * theta) >> 16
+    return powers
+
+
+def _levels_for_scale() -> np.ndarray:
+    """The θ level for a mean |error| of e/16, e = 0 … (the largest level's mean) · 16:
+    round(8 √(e / 16)) = round(√(4e)), at least 1."""
+    import math
+    top = THETA_LEVELS * THETA_LEVELS // 64 * SCALE_ONE
+    levels = np.zeros(top + 1, dtype=np.int64)
+    for e in range(top + 1):
+        q = math.isqrt(4 * e)
+        if (2 * q + 1) ** 2 <= 16 * e:
+            q += 1
+        levels[e] = max(1, min(THETA_LEVELS, q))
+    return levels
+
+
+THETA_POWERS = _theta_powers()
+LEVEL_FOR_SCALE = _levels_for_scale()
+MAX_SCALE = len(LEVEL_FOR_SCALE) - 1
+#: Local activity (a sum of absolute differences) → one of ACTIVITY_CONTEXTS.
+ACTIVITY_BOUNDS = np.array([1, 3, 6, 12, 24, 48, 96], dtype=np.int64)
 
 # --- sizes -------------------------------------------------------------------------------
 #: `table_bits` sizes the model: 2^table_bits slots of 16 bytes per hashed context, a
@@ -169,7 +231,9 @@ NUM_SEEN_SETS = 8 * (NUM_HASHED + 1)
 M_SEEN_WEIGHTS = M_WEIGHTS + 256 * NUM_INPUTS
 M_LAST_SEEN = M_SEEN_WEIGHTS + NUM_SEEN_SETS * NUM_INPUTS   # 4 × 256: the last 4
 #                                                             positions of each byte
-M_APM = M_LAST_SEEN + 4 * 256                 # rows of 33: 256 by c0, then the order-1
+M_SCALE = M_LAST_SEEN + 4 * 256               # mean |error| per (signal, activity)
+M_LMS = M_SCALE + NUM_SIGNALS * ACTIVITY_CONTEXTS   # the LMS filter's weights
+M_APM = M_LMS + LMS_ORDER                     # rows of 33: 256 by c0, then the order-1
 #                                               rows; then the match table
 
 # `registers` (int64): scalars, this byte's context hashes and slots, and what a
@@ -179,7 +243,11 @@ R_MATCH_PTR, R_MATCH_LEN, R_MATCH_BYTE = 6, 7, 8
 R_TABLE_BITS, R_APM1_BITS, R_MATCH_TABLE, R_MATCH_MASK = 9, 10, 11, 12
 R_RECORD, R_CANDIDATE1, R_VOTES1, R_CANDIDATE2, R_VOTES2 = 13, 14, 15, 16, 17
 R_P_MIX, R_APM0, R_APM1, R_MATCH_CTX, R_SEEN_SET, R_RATE = 18, 19, 20, 21, 22, 23
-R_HASHES = 24
+R_SIGNALS, R_WIDTH = 24, 25                     # numeric models on; the row width (0: the record's)
+R_MU = 26                                       # per signal: its predicted value
+R_LEVEL = R_MU + NUM_SIGNALS                    # … its θ level (0: no prediction)
+R_ACTIVITY = R_LEVEL + NUM_SIGNALS              # … the activity context it was made in
+R_HASHES = R_ACTIVITY + NUM_SIGNALS
 R_SLOTS = R_HASHES + NUM_HASHED
 R_INPUTS = R_SLOTS + NUM_HASHED
 R_STATES = R_INPUTS + NUM_INPUTS
@@ -202,9 +270,11 @@ def model_bytes(table_bits: int) -> int:
             + 4 * (M_APM + 33 * apm_rows + (1 << (table_bits - 2))) + 8 * NUM_REGISTERS)
 
 
-def new_model(table_bits: int, capacity: int) -> CMModel:
+def new_model(table_bits: int, capacity: int, signals: bool = False, width: int = 0
+              ) -> CMModel:
     """A model that has seen nothing, of size `table_bits` (see MIN_TABLE_BITS), with room
-    for `capacity` bytes of history."""
+    for `capacity` bytes of history; `signals` adds the numeric models, which read images
+    at row `width` (0: the period the record model detects)."""
     apm1_bits = _apm1_bits(table_bits)
     match_table = M_APM + 33 * (256 + (256 << apm1_bits))
     maps = np.zeros(match_table + (1 << (table_bits - 2)), dtype=np.int32)
@@ -215,12 +285,15 @@ def new_model(table_bits: int, capacity: int) -> CMModel:
     buckets = np.clip((np.arange(33) - 16) * 128, -STRETCH_LIMIT, STRETCH_LIMIT)
     apm_row = (SQUASH[buckets + STRETCH_LIMIT].astype(np.int64) * 16).clip(16, 65535 - 16)
     maps[M_APM:match_table] = np.tile(apm_row, (match_table - M_APM) // 33)
+    maps[M_SCALE:M_LMS] = INITIAL_SCALE
+    maps[M_LMS] = LMS_ONE  # the filter starts as "the last sample"
     registers = np.zeros(NUM_REGISTERS, dtype=np.int64)
+    registers[R_SIGNALS], registers[R_WIDTH] = signals, width
     registers[R_TABLE_BITS], registers[R_APM1_BITS] = table_bits, apm1_bits
     registers[R_MATCH_TABLE], registers[R_MATCH_MASK] = match_table, (1 << (table_bits - 2)) - 1
     model = CMModel(np.zeros(T_HASHED + (NUM_HASHED << (table_bits + 4)), dtype=np.uint8),
                     maps, registers, np.zeros(max(capacity, 1), dtype=np.uint8))
-    begin_byte(model.tables, model.registers, model.history)
+    begin_byte(model.tables, model.maps, model.registers, model.history)
     return model
 
 
@@ -302,6 +375,31 @@ def _apm(maps, row, probability, registers, slot):
 
 
 @_inline
+def _geometric_mass(level, low, high):
+    """Σ θ^|r| · 2^40 for r = low … high (low ≤ high, |r| ≤ 255) at θ level `level`,
+    without the normalising factor 1 / (1 − θ)."""
+    if low >= 0:
+        return THETA_POWERS[level, low] - THETA_POWERS[level, high + 1]
+    if high < 0:
+        return THETA_POWERS[level, -high] - THETA_POWERS[level, 1 - low]
+    return (THETA_POWERS[level, 0] - THETA_POWERS[level, high + 1]
+            + THETA_POWERS[level, 1] - THETA_POWERS[level, 1 - low])
+
+
+@_inline
+def _signal_input(mu, level, c0, bit):
+    """stretch(P(next bit = 1)) at node c0 for a byte distributed around `mu`."""
+    size = 1 << (8 - bit)
+    low = (c0 - (1 << bit)) * size - mu
+    half = size >> 1
+    zero = _geometric_mass(level, low, low + half - 1)
+    one = _geometric_mass(level, low + half, low + size - 1)
+    if zero + one <= 0:
+        return 0
+    return STRETCH[max(1, min(4095, (one << 12) // (zero + one)))]
+
+
+@_inline
 def node_probability(tables, maps, registers, c0, bit, slots, first):
     """P(1) · 4096 at node c0 (after `bit` bits of the byte), with the hashed contexts'
     slots `slots[first:]` (−1: absent). Reads the model only; leaves its inputs in
@@ -339,6 +437,11 @@ def node_probability(tables, maps, registers, c0, bit, slots, first):
     registers[R_INPUTS + MATCH_INPUT] = x
     registers[R_INPUTS + NUM_INPUTS - 1] = BIAS
     dot += x * (maps[w0 + MATCH_INPUT] + maps[w1 + MATCH_INPUT])
+    for j in range(NUM_SIGNALS):
+        level = registers[R_LEVEL + j]
+        x = _signal_input(registers[R_MU + j], level, c0, bit) if level else 0
+        registers[R_INPUTS + FIRST_SIGNAL + j] = x
+        dot += x * (maps[w0 + FIRST_SIGNAL + j] + maps[w1 + FIRST_SIGNAL + j])
     dot = max(-STRETCH_LIMIT, min(STRETCH_LIMIT, dot >> 16))
     p_mix = SQUASH[dot + STRETCH_LIMIT]
     registers[R_P_MIX] = p_mix
@@ -401,7 +504,7 @@ def learn(tables, maps, registers, history, bit):
     position += 1
     if position == 8:
         _end_byte(maps, registers, history, c0 & 0xFF)
-        begin_byte(tables, registers, history)
+        begin_byte(tables, maps, registers, history)
     else:
         registers[R_C0], registers[R_BIT] = c0, position
         if position == 4:
@@ -436,9 +539,82 @@ def _detect_record(maps, registers, history, byte, position):
 
 
 @_inline
+def _activity(difference):
+    context = 0
+    while context < ACTIVITY_CONTEXTS - 1 and difference >= ACTIVITY_BOUNDS[context]:
+        context += 1
+    return context
+
+
+@_inline
+def _learn_signals(maps, registers, history, byte, position):
+    """Move each signal's mean |error| towards this byte's; step the LMS filter (NLMS:
+    each weight by error × its sample / the window's energy)."""
+    for j in range(NUM_SIGNALS):
+        if registers[R_LEVEL + j]:
+            index = M_SCALE + j * ACTIVITY_CONTEXTS + registers[R_ACTIVITY + j]
+            error = SCALE_ONE * abs(byte - registers[R_MU + j])
+            maps[index] = min(MAX_SCALE, maps[index] + ((error - maps[index]) >> SCALE_RATE))
+    if position >= LMS_ORDER:
+        error = byte - registers[R_MU + AUDIO_LMS]
+        energy = LMS_ENERGY_FLOOR
+        for i in range(LMS_ORDER):
+            sample = np.int64(history[position - 1 - i]) - 128
+            energy += sample * sample
+        for i in range(LMS_ORDER):
+            sample = np.int64(history[position - 1 - i]) - 128
+            step = (error * sample * (LMS_ONE >> LMS_RATE_SHIFT)) // energy
+            maps[M_LMS + i] = max(-LMS_LIMIT, min(LMS_LIMIT, maps[M_LMS + i] + step))
+
+
+@_inline
+def _predict_signals(maps, registers, history, position):
+    """Each numeric model's predicted value, θ level and activity context for the byte
+    at `position` (level 0 where it has too little history to predict)."""
+    for j in range(NUM_SIGNALS):
+        registers[R_LEVEL + j] = 0
+    if position == 0:
+        return
+    w = np.int64(history[position - 1])
+    width = registers[R_WIDTH] if registers[R_WIDTH] > 0 else registers[R_RECORD]
+    if width > 1 and position > width:
+        n = np.int64(history[position - width])
+        nw = np.int64(history[position - width - 1])
+        ne = np.int64(history[position - width + 1])
+        if nw >= max(w, n):
+            median = min(w, n)
+        elif nw <= min(w, n):
+            median = max(w, n)
+        else:
+            median = w + n - nw
+        smooth = max(0, min(255, (w + n + 1) // 2 + (ne - nw) // 4))
+        activity = _activity(abs(w - nw) + abs(n - nw) + abs(n - ne))
+        for j, mu in ((IMAGE_MEDIAN, median), (IMAGE_SMOOTH, smooth)):
+            registers[R_MU + j], registers[R_ACTIVITY + j] = mu, activity
+    two_back = np.int64(history[position - 2]) if position > 1 else w
+    activity = _activity(2 * abs(w - two_back))
+    registers[R_MU + AUDIO_PREVIOUS], registers[R_ACTIVITY + AUDIO_PREVIOUS] = w, activity
+    registers[R_ACTIVITY + AUDIO_LMS] = activity
+    if position >= LMS_ORDER:
+        total = 0
+        for i in range(LMS_ORDER):
+            total += maps[M_LMS + i] * (np.int64(history[position - 1 - i]) - 128)
+        registers[R_MU + AUDIO_LMS] = max(0, min(255, 128 + (total >> 16)))
+    for j in range(NUM_SIGNALS):
+        if j == AUDIO_LMS and position < LMS_ORDER:
+            continue
+        if j <= IMAGE_SMOOTH and not (width > 1 and position > width):
+            continue
+        scale = maps[M_SCALE + j * ACTIVITY_CONTEXTS + registers[R_ACTIVITY + j]]
+        registers[R_LEVEL + j] = LEVEL_FOR_SCALE[max(0, min(MAX_SCALE, scale))]
+
+
+@_inline
 def _end_byte(maps, registers, history, byte):
     """The byte is known: extend the history and the contexts; follow or find a match."""
     position = registers[R_POS]
+    if registers[R_SIGNALS]:
+        _learn_signals(maps, registers, history, byte, position)
     history[position] = byte
     _detect_record(maps, registers, history, byte, position)
     position += 1
@@ -475,7 +651,7 @@ def _end_byte(maps, registers, history, byte):
 
 
 @_inline
-def begin_byte(tables, registers, history):
+def begin_byte(tables, maps, registers, history):
     """Set up the contexts of the next byte and find their high-nibble slots."""
     c4, c8 = registers[R_C4], registers[R_C8]
     for k in range(len(HASHED_ORDERS)):
@@ -494,6 +670,8 @@ def begin_byte(tables, registers, history):
     above2 = history[position - 2 * period] if 0 < 2 * period <= position else 0
     registers[R_HASHES + k + 3] = _combine(_combine(12, period), above | (above2 << 8))
     registers[R_HASHES + k + 4] = _combine(_combine(13, period), above | ((c4 & 0xFF) << 8))
+    if registers[R_SIGNALS]:
+        _predict_signals(maps, registers, history, position)
     registers[R_RATE] = LEARNING_RATE + ((FIRST_LEARNING_RATE - LEARNING_RATE) * RATE_HALF_LIFE
                                          // (RATE_HALF_LIFE + position))
     registers[R_C0], registers[R_BIT] = 1, 0

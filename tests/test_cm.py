@@ -15,6 +15,7 @@ import pytest
 from gencomp import get_compressor
 from gencomp.codecs.predictive import ContextMixingCompressor, parse_payload
 from gencomp.container import unpack
+from gencomp.datasets import DataLocations, load_chunks
 from gencomp.errors import ContainerError, ModelMismatchError, TruncatedError, UsageError
 from predictors.cm import ContextMixingPredictor, table_bits_for
 from predictors.cm_kernels import SQUASH, STRETCH
@@ -64,20 +65,57 @@ def test_streaming_beats_xz_and_bzip2_on_text(enwik8_megabyte: bytes) -> None:
                            len(bz2.compress(data, 9)))
 
 
-def test_payloads_are_pinned() -> None:
-    """The same bytes on every run and machine: integers only. The pinned payload was made
-    by this model; if the arithmetic changes, ALGORITHM_VERSION must change with it."""
-    data = synthetic_input()
-    pinned = (DATA / "cm_algorithm2.payload").read_bytes()
-    assert get_compressor("cm").compress(data) == pinned
+def synthetic_signals() -> bytes:
+    """A 64-pixel-wide image (a gradient with texture) and a decaying tone in noise, as
+    bytes, made the same way everywhere."""
+    generator = np.random.default_rng(11)
+    rows, columns = np.mgrid[0:24, 0:64]
+    image = (2 * rows + columns + generator.integers(-3, 4, rows.shape)).clip(0, 255)
+    time = np.arange(1500)
+    tone = 128 + 60 * np.sin(time / 7.0) * np.exp(-time / 900) + generator.normal(0, 2, 1500)
+    return image.astype(np.uint8).tobytes() + tone.round().clip(0, 255).astype(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize(("signals", "pinned_name", "data"), [
+    (False, "cm_algorithm2.payload", synthetic_input()),
+    (True, "cm_algorithm2_signals.payload", synthetic_signals()),
+], ids=["text-only", "numeric models"])
+def test_payloads_are_pinned(signals: bool, pinned_name: str, data: bytes) -> None:
+    """The same bytes on every run and machine: integers only. The pinned payloads were
+    made by these models; if the arithmetic changes, ALGORITHM_VERSION must change with
+    it. The text-only model's payloads, made before the numeric models came, decode with
+    the default cm, which has them."""
+    pinned = (DATA / pinned_name).read_bytes()
+    compressor = (get_compressor("cm", chunk_size=2048) if signals
+                  else get_compressor("cm", signals=False))
+    assert compressor.compress(data) == pinned
     assert get_compressor("cm").decompress(pinned) == data
 
 
-def test_distributions_are_the_coded_probabilities(samples: dict[str, bytes]) -> None:
+def test_numeric_models_beat_png_and_flac_on_real_patches_and_speech(data_dir: Path) -> None:
+    """Issue 16: the paper's chunked protocol on real ImageNet patches and LibriSpeech,
+    taken from the middle of each set (tuning used the first 300 chunks)."""
+    locations = DataLocations(data_dir)
+    cm = get_compressor("cm", chunk_size=2048)
+    for name, codec, margin in (("image", "png", 5), ("audio", "flac", 3)):
+        chunks = load_chunks(name, locations, 5060)[5000:]
+        rates = {compressor.name: 100 * sum(len(compressor.compress(chunk)) for chunk in chunks)
+                 / sum(map(len, chunks)) for compressor in (cm, get_compressor(codec))}
+        assert rates["cm"] < rates[codec] - margin, rates
+    text = load_chunks("text", locations, 30)
+    text_only = get_compressor("cm", chunk_size=2048, signals=False)
+    with_signals = sum(len(cm.compress(chunk)) for chunk in text)
+    assert with_signals < 1.01 * sum(len(text_only.compress(chunk)) for chunk in text)
+
+
+@pytest.mark.parametrize("signals", [False, True], ids=["text-only", "numeric models"])
+def test_distributions_are_the_coded_probabilities(samples: dict[str, bytes],
+                                                   signals: bool) -> None:
     """The 256 byte probabilities the predictor gives before each byte (255 node
     evaluations) are exactly the products of the bit probabilities coding uses."""
-    predictor = ContextMixingPredictor(table_bits_for(4096))
-    for name in ("text", "spreadsheet", "fax image"):
+    predictor = ContextMixingPredictor(table_bits_for(4096), signals=signals, width=64)
+    samples = {**samples, "signals": synthetic_signals()}
+    for name in ("text", "spreadsheet", "fax image", "signals"):
         data = samples[name][:1500]
         rows = predictor.sequence_distributions(data)
         np.testing.assert_allclose(rows.sum(axis=1), 1.0, rtol=0, atol=1e-12)

@@ -82,6 +82,7 @@ from gencomp.errors import (
     SizeLimitError,
     TruncatedError,
 )
+from gencomp.preprocessing import closest_factors
 from gencomp.processes import map_in_order
 from predictors.base import Predictor
 
@@ -719,27 +720,49 @@ class ContextMixingCompressor(ModelCompressor):
     name = "cm"
 
     def __init__(self, chunk_size: int | None = None, fingerprint: str | None = None,
-                 workers: int = 1, legacy_order: int = 4, legacy_table_bits: int = 13
-                 ) -> None:
-        from predictors.cm import ContextMixingPredictor, table_bits_for
+                 workers: int = 1, legacy_order: int = 4, legacy_table_bits: int = 13,
+                 signals: bool = True, width: int | None = None) -> None:
         from predictors.cm_legacy import LegacyContextMixingPredictor
 
         self.chunk_size = (None if chunk_size is None
                            else check_int_range(chunk_size, 1, MAX_CHUNK_SIZE, "chunk_size"))
         self.workers = check_int_range(workers, 1, MAX_WORKERS, "workers")
-        self.predictor = ContextMixingPredictor(table_bits_for(self.chunk_size))
+        if not isinstance(signals, bool):
+            raise ValueError(f"signals must be true or false, got {signals!r}")
+        self.width = None if width is None else check_int_range(width, 1, 1 << 20, "width")
+        self.predictor = self._predictor(self.chunk_size, signals)
         self.legacy_predictor = LegacyContextMixingPredictor(legacy_order, legacy_table_bits)
-        if fingerprint not in (None, self.predictor.fingerprint,
-                               self.legacy_predictor.fingerprint):
+        known = {self._predictor(self.chunk_size, on).fingerprint for on in (False, True)}
+        if fingerprint not in {None, self.legacy_predictor.fingerprint, *known}:
             raise ModelMismatchError(
                 f"cm: data was compressed with model fingerprint {fingerprint}, but this cm "
                 f"has {self.predictor.fingerprint} (other settings, or another version)")
+
+    def _predictor(self, chunk_size: int | None, signals: bool) -> Predictor:
+        """The model for chunks of `chunk_size` (None: a stream). Its numeric models read
+        images at `width`, or by the paper's rule for a chunk (the closest factors of its
+        length, what PNG gets in compress-bench), or, streaming, at the period the record
+        model detects."""
+        from predictors.cm import ContextMixingPredictor, table_bits_for
+
+        width = self.width or (closest_factors(chunk_size)[1] if chunk_size else 0)
+        return ContextMixingPredictor(table_bits_for(chunk_size), signals, width)
 
     @property
     def params(self) -> dict[str, Any]:
         legacy = self.legacy_predictor.config
         return {"chunk_size": self.chunk_size, "order": legacy["order"],
-                "table_bits": legacy["table_bits"], "fingerprint": self.predictor.fingerprint}
+                "table_bits": legacy["table_bits"], "signals": self.predictor.signals,
+                "width": self.width, "fingerprint": self.predictor.fingerprint}
+
+    def for_image(self, width: int) -> Compressor:
+        """cm reading images at this row width (its numeric models need it)."""
+        if not self.predictor.signals or width == self.width:
+            return self
+        return ContextMixingCompressor(self.chunk_size, workers=self.workers,
+                                       legacy_order=self.legacy_predictor.config["order"],
+                                       legacy_table_bits=self.legacy_predictor.config[
+                                           "table_bits"], width=width)
 
     def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
         """Σ −log2 p over the bits: the ideal code length (the payload adds the coder's
@@ -788,13 +811,15 @@ class ContextMixingCompressor(ModelCompressor):
         return streams
 
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
-        from predictors.cm import ContextMixingPredictor, table_bits_for
-
         if payload[len(MAGIC):len(MAGIC) + 1] == b"\x01":  # the first cm model's
             legacy = PredictiveCompressor(self.legacy_predictor, name=self.name)
             return legacy.decompress(payload, max_output_bytes)
         header, streams = parse_payload(payload, self.name, output_limit(max_output_bytes), 1)
-        predictor = ContextMixingPredictor(table_bits_for(header.chunk_size))
+        # The text-only model's payloads, and the numeric models', decode alike.
+        candidates = [self._predictor(header.chunk_size, on) for on in (True, False)]
+        predictor = next((candidate for candidate in candidates
+                          if candidate.fingerprint.startswith(header.fingerprint)),
+                         candidates[0])
         check_model(header, (predictor.name, predictor.fingerprint), self.name)
         lengths = chunk_lengths(header.length, header.chunk_size)
         jobs = [(streams[index:index + 1], lengths[index:index + 1], predictor)
@@ -840,19 +865,24 @@ MODEL_PAYLOAD_PARAMS = ("chunk_size", "batch_size", "stride", "fingerprint")
 
 
 @register("cm", "context mixing (lpaq-style: orders 0-6, words, sparse and record contexts, "
-          "a match model, a mixer and APMs; compiled, integers only) + binary arithmetic "
+          "a match model, numeric models of pixels and audio samples, a mixer and APMs; "
+          "compiled, integers only) + binary arithmetic "
           "coding. Learns across the whole file by default; chunk_size=2048 codes the "
           "paper's independent chunks (what compress-bench measures); order/table_bits "
           "only decode files of the first cm model", is_model=True,
-          runtime_params=("workers",), payload_params=MODEL_PAYLOAD_PARAMS)
+          runtime_params=("workers",), payload_params=(*MODEL_PAYLOAD_PARAMS, "signals"))
 def context_mixing(chunk_size: int | None = None, order: int = 4, table_bits: int = 13,
                    batch_size: int = DEFAULT_BATCH_SIZE, fingerprint: str | None = None,
-                   workers: int = 1) -> ContextMixingCompressor:
+                   workers: int = 1, signals: bool = True,
+                   width: int | None = None) -> ContextMixingCompressor:
     """`order` and `table_bits` are the first cm model's settings, for its files;
-    `batch_size` (its coder's group size) is recorded in those files themselves."""
+    `batch_size` (its coder's group size) is recorded in those files themselves.
+    `signals` adds the numeric models of images and audio (`predictors.cm_kernels`);
+    payloads record which model coded them, so both kinds decode either way."""
     check_int_range(batch_size, 1, MAX_BATCH_SIZE, "batch_size")
     return ContextMixingCompressor(chunk_size, fingerprint=fingerprint, workers=workers,
-                                   legacy_order=order, legacy_table_bits=table_bits)
+                                   legacy_order=order, legacy_table_bits=table_bits,
+                                   signals=signals, width=width)
 
 
 @register("transformer", "the paper's byte-level Transformer (pretrained, shipped weights) "
