@@ -5,12 +5,13 @@ sequences) is checked against these limits before any memory is taken for it:
 
 - **Output**: a container may declare at most `default_output_limit()` bytes of original
   data unless the caller allows more: a quarter of this machine's memory (its cgroup limit
-  where that is lower). The classical codecs decode into the output a piece at a time
-  (`Compressor.decompress_pieces`), but `unpack` returns the whole original, and the model
-  compressors hold what they decode until they have checked it.
-- **Model state**: one batch of a model's state (a context-mixing model's hash tables, a
-  Transformer's key/value cache) may take at most `model_memory_limit()` bytes: 512 MiB,
-  or what the environment variable GENCOMP_MAX_MODEL_MEMORY says (e.g. "2G"). Worker
+  where that is lower). The classical codecs and cm decode into the output a piece at a
+  time (`Compressor.decompress_pieces`), but `unpack` returns the whole original, and the
+  Transformer holds what it decodes until it has checked it.
+- **Model state**: one batch of a model's state (a context-mixing model's hash tables and
+  the history it keeps of what it learns, a Transformer's key/value cache) may take at
+  most `model_memory_limit()` bytes: 512 MiB, or what the environment variable
+  GENCOMP_MAX_MODEL_MEMORY says (e.g. "2G"). Worker
   processes inherit the variable, so one setting covers a whole run.
 """
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from gencomp.limits import check_model_memory
+from gencomp.limits import check_model_memory, format_size
 from predictors import cm_kernels
 from predictors.base import Predictor
 
@@ -103,10 +103,12 @@ class ContextMixingPredictor(Predictor):
         return cm_kernels.model_bytes(self.table_bits)
 
     def new_model(self, capacity: int) -> cm_kernels.CMModel:
-        """A fresh model with room for `capacity` bytes of history (the bytes it learns,
-        bounded like any decoded output), its tables checked against the model memory
-        budget (`gencomp.limits`) first."""
-        check_model_memory(self.memory_bytes, f"cm (table_bits {self.table_bits})")
+        """A fresh model with room for `capacity` bytes of history (the bytes it learns:
+        its match and record models look back anywhere in them), tables and history checked
+        against the model memory budget (`gencomp.limits`) first."""
+        check_model_memory(self.memory_bytes + capacity,
+                           f"cm (table_bits {self.table_bits}) with {format_size(capacity)} "
+                           "of history")
         return cm_kernels.new_model(self.table_bits, capacity, self.signals, self.width)
 
     def code_lengths(self, data: bytes) -> np.ndarray:

@@ -252,3 +252,21 @@ def test_fixed_point_logistic_tables() -> None:
 def test_bad_settings_are_usage_errors(bad: dict) -> None:
     with pytest.raises(UsageError):
         get_compressor("cm", **bad)
+
+
+def test_a_stream_decodes_in_pieces_and_its_history_counts_against_the_budget(
+        enwik8_megabyte: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: a model's history grows with what it decodes (its match and record
+    models look back anywhere), so the declared length is checked against the model
+    memory budget before decoding; the output itself goes out a piece at a time."""
+    data = enwik8_megabyte * 2 + enwik8_megabyte[:300_000]
+    cm = get_compressor("cm")
+    payload = cm.compress(data)
+    pieces = list(cm.decompress_pieces(payload))
+    assert b"".join(pieces) == data and len(pieces) == 3
+    tables = cm.predictor.memory_bytes
+    monkeypatch.setenv("GENCOMP_MAX_MODEL_MEMORY", str(tables + len(data) - 1))
+    with pytest.raises(ContainerError, match="of history"):
+        next(cm.decompress_pieces(payload))
+    monkeypatch.setenv("GENCOMP_MAX_MODEL_MEMORY", str(tables + len(data)))
+    assert cm.decompress(payload) == data

@@ -25,6 +25,7 @@ import hashlib
 from pathlib import Path
 
 import numba
+import numpy as np
 
 from predictors import cm_kernels
 from predictors.cm_kernels import learn, predict
@@ -73,15 +74,34 @@ def encode_bytes(model, data, out):
     return written + 1
 
 
+#: The decoder's state between calls (`decode_bytes`): low, high, the code value x, and
+#: how many stream bytes it has consumed.
+LOW, HIGH, CODE, CONSUMED = range(4)
+
+
+def start_decoding() -> np.ndarray:
+    """A decoder state before the first byte."""
+    return np.array([0, 0xFFFFFFFF, 0, 0], dtype=np.int64)
+
+
+def consumed_exactly(state: np.ndarray, stream: np.ndarray) -> bool:
+    """Whether the stream was exactly as long as the encoder would have written it for
+    the bytes decoded: it wrote one byte per shift and one at the end; we read four at
+    the start."""
+    return int(state[CONSUMED]) - 3 == len(stream)
+
+
 @_kernel
-def decode_bytes(model, stream, out):
-    """Decode len(out) bytes from `stream` under `model` into `out`; return True if the
-    stream was exactly as long as the encoder would have written it."""
+def decode_bytes(model, stream, out, state):
+    """Decode len(out) more bytes from `stream` under `model` into `out`, from and into
+    the decoder `state` (`start_decoding`), so that a long stream decodes in pieces."""
     tables, maps, registers, history = model
-    low, high, x, consumed, length = 0, 0xFFFFFFFF, 0, 0, len(stream)
-    for _ in range(4):
-        x = (x << 8) | (stream[consumed] if consumed < length else 0xFF)
-        consumed += 1
+    low, high, x, consumed = state[LOW], state[HIGH], state[CODE], state[CONSUMED]
+    length = len(stream)
+    if consumed == 0:
+        for _ in range(4):
+            x = (x << 8) | (stream[consumed] if consumed < length else 0xFF)
+            consumed += 1
     for position in range(len(out)):
         byte = 0
         for _ in range(8):
@@ -99,5 +119,4 @@ def decode_bytes(model, stream, out):
                 x = ((x << 8) & 0xFFFFFFFF) | (stream[consumed] if consumed < length else 0xFF)
                 consumed += 1
         out[position] = byte
-    # The encoder wrote one byte per shift and one at the end; we read four at the start.
-    return consumed - 3 == length
+    state[LOW], state[HIGH], state[CODE], state[CONSUMED] = low, high, x, consumed

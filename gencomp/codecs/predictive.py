@@ -67,6 +67,7 @@ import numpy as np
 
 from gencomp import arithmetic, varints
 from gencomp.compressor import (
+    DECODE_PIECE_BYTES,
     Compressor,
     available_compressors,
     check_int_range,
@@ -269,8 +270,14 @@ def check_model(header: PayloadHeader, model: tuple[str, str], owner: str) -> No
             "(other model, weights or settings)")
 
 
-def check_crc(output: bytes, header: PayloadHeader, owner: str) -> None:
-    if zlib.crc32(output, header.header_crc) != header.crc:
+def output_crc(output: bytes, header: PayloadHeader, crc: int | None = None) -> int:
+    """The payload's CRC-32 of the output so far, `output` added (None: at the start)."""
+    return zlib.crc32(output, header.header_crc if crc is None else crc)
+
+
+def check_crc(crc: int, header: PayloadHeader, owner: str) -> None:
+    """Refuse an output whose CRC-32 (`output_crc`) is not the payload's."""
+    if crc != header.crc:
         raise ChecksumMismatchError(f"{owner}: decoded data fails the payload's CRC-32 "
                                     "(corrupt payload)")
 
@@ -660,7 +667,7 @@ class PredictiveCompressor(ModelCompressor):
             jobs = [(words[start:start + group], lengths[start:start + group])
                     for start in range(0, len(words), group)]
             output = b"".join(self._each_group("_decode_group", jobs))
-        check_crc(output, header, self.name)
+        check_crc(output_crc(output, header), header, self.name)
         return bytes(output)
 
     def _decode_group(self, streams: Sequence[np.ndarray], lengths: Sequence[int]) -> bytes:
@@ -810,10 +817,15 @@ class ContextMixingCompressor(ModelCompressor):
             streams.append(out[:written].tobytes())
         return streams
 
-    def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
+    def decompress_pieces(self, payload: bytes, max_output_bytes: int | None = None
+                          ) -> Iterator[bytes]:
+        """Decoded a piece at a time: a stream in pieces of DECODE_PIECE_BYTES (its model
+        keeps its history, which the memory budget counts, but not a copy of the
+        output), chunks coded by workers in batches of about that much."""
         if payload[len(MAGIC):len(MAGIC) + 1] == b"\x01":  # the first cm model's
             legacy = PredictiveCompressor(self.legacy_predictor, name=self.name)
-            return legacy.decompress(payload, max_output_bytes)
+            yield legacy.decompress(payload, max_output_bytes)
+            return
         header, streams = parse_payload(payload, self.name, output_limit(max_output_bytes), 1)
         # The text-only model's payloads, and the numeric models', decode alike.
         candidates = [self._predictor(header.chunk_size, on) for on in (True, False)]
@@ -822,25 +834,52 @@ class ContextMixingCompressor(ModelCompressor):
                          candidates[0])
         check_model(header, (predictor.name, predictor.fingerprint), self.name)
         lengths = chunk_lengths(header.length, header.chunk_size)
-        jobs = [(streams[index:index + 1], lengths[index:index + 1], predictor)
-                for index in range(len(streams))]
-        output = b"".join(self._each_group("_decode_chunks", jobs))
-        check_crc(output, header, self.name)
-        return output
+        crc = output_crc(b"", header)
+        for piece in self._decoded_pieces(streams, lengths, predictor):
+            crc = output_crc(piece, header, crc)
+            yield piece
+        check_crc(crc, header, self.name)
+
+    def _decoded_pieces(self, streams: Sequence[bytes], lengths: Sequence[int],
+                        predictor: Predictor) -> Iterator[bytes]:
+        report = coding_progress.get()
+        if self.workers > 1 and len(streams) > 1 and max(lengths) <= DECODE_PIECE_BYTES:
+            per_batch = DECODE_PIECE_BYTES // max(lengths)
+            for first in range(0, len(streams), per_batch):
+                jobs = [(streams[index:index + 1], lengths[index:index + 1], predictor)
+                        for index in range(first, min(first + per_batch, len(streams)))]
+                token = coding_progress.set(
+                    None if report is None else
+                    lambda done, _, first=first: report(first + done, len(streams)))
+                try:
+                    piece = b"".join(self._each_group("_decode_chunks", jobs))
+                finally:
+                    coding_progress.reset(token)
+                yield piece
+            return
+        for index, (stream, length) in enumerate(zip(streams, lengths, strict=True)):
+            yield from self._chunk_pieces(stream, length, predictor)
+            if report is not None:
+                report(index + 1, len(streams))
+
+    def _chunk_pieces(self, stream: bytes, length: int, predictor: Predictor
+                      ) -> Iterator[bytes]:
+        from gencomp.codecs.cm_coder import consumed_exactly, decode_bytes, start_decoding
+
+        model = predictor.new_model(length)
+        data, state = np.frombuffer(stream, dtype=np.uint8), start_decoding()
+        for start in range(0, length, DECODE_PIECE_BYTES):
+            out = np.empty(min(DECODE_PIECE_BYTES, length - start), dtype=np.uint8)
+            decode_bytes(model, data, out, state)
+            yield out.tobytes()
+        if not consumed_exactly(state, data):
+            raise CorruptPayloadError(f"{self.name}: a chunk's coded stream has the wrong "
+                                      "length (corrupt payload)")
 
     def _decode_chunks(self, streams: Sequence[bytes], lengths: Sequence[int],
                        predictor: Predictor) -> bytes:
-        from gencomp.codecs.cm_coder import decode_bytes
-
-        chunks = []
-        for stream, length in zip(streams, lengths, strict=True):
-            out = np.empty(length, dtype=np.uint8)
-            if not decode_bytes(predictor.new_model(length),
-                                np.frombuffer(stream, dtype=np.uint8), out):
-                raise CorruptPayloadError(f"{self.name}: a chunk's coded stream has the wrong "
-                                          "length (corrupt payload)")
-            chunks.append(out.tobytes())
-        return b"".join(chunks)
+        return b"".join(piece for stream, length in zip(streams, lengths, strict=True)
+                        for piece in self._chunk_pieces(stream, length, predictor))
 
 
 _WORKER_COMPRESSORS: dict[tuple[str, tuple[tuple[str, Any], ...]], Compressor] = {}
