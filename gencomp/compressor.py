@@ -245,6 +245,7 @@ BUILTIN_CODECS = {
     "png": "gencomp.codecs.png",
     "cm": "gencomp.codecs.predictive",
     "transformer": "gencomp.codecs.predictive",
+    "transformer-cm": "gencomp.codecs.predictive",
 }
 
 

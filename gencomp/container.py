@@ -79,6 +79,8 @@ IMPLICIT_PARAMS: dict[str, dict[str, Any]] = {
     "png": {"width": None},
     "cm": {"order": 4, "table_bits": 13, "width": None},
     "transformer": {"size": "200k", "checkpoint": None, "engine": "kernels"},
+    "transformer-cm": {"size": "200k", "checkpoint": None, "engine": "kernels",
+                       "mix": "cm-signals"},
 }
 
 _PREFIX = struct.Struct("<4sB")

@@ -229,7 +229,11 @@ M_WEIGHTS = M_MATCH_N + MATCH_MAP_SIZE        # a weight set per node c0
 #: to the first: it learns fast how far to trust contexts that are new.
 NUM_SEEN_SETS = 8 * (NUM_HASHED + 1)
 M_SEEN_WEIGHTS = M_WEIGHTS + 256 * NUM_INPUTS
-M_LAST_SEEN = M_SEEN_WEIGHTS + NUM_SEEN_SETS * NUM_INPUTS   # 4 × 256: the last 4
+#: With the numeric models, a third weight set per (bit position, local activity of the
+#: image), added to the other two: how far to trust each input in smooth and in busy parts.
+NUM_SIGNAL_SETS = 8 * (ACTIVITY_CONTEXTS + 1)
+M_SIGNAL_WEIGHTS = M_SEEN_WEIGHTS + NUM_SEEN_SETS * NUM_INPUTS
+M_LAST_SEEN = M_SIGNAL_WEIGHTS + NUM_SIGNAL_SETS * NUM_INPUTS   # 4 × 256: the last 4
 #                                                             positions of each byte
 M_SCALE = M_LAST_SEEN + 4 * 256               # mean |error| per (signal, activity)
 M_LMS = M_SCALE + NUM_SIGNALS * ACTIVITY_CONTEXTS   # the LMS filter's weights
@@ -247,7 +251,8 @@ R_SIGNALS, R_WIDTH = 24, 25                     # numeric models on; the row wid
 R_MU = 26                                       # per signal: its predicted value
 R_LEVEL = R_MU + NUM_SIGNALS                    # … its θ level (0: no prediction)
 R_ACTIVITY = R_LEVEL + NUM_SIGNALS              # … the activity context it was made in
-R_HASHES = R_ACTIVITY + NUM_SIGNALS
+R_SIGNAL_SET = R_ACTIVITY + NUM_SIGNALS         # the third weight set (−1: none)
+R_HASHES = R_SIGNAL_SET + 1
 R_SLOTS = R_HASHES + NUM_HASHED
 R_INPUTS = R_SLOTS + NUM_HASHED
 R_STATES = R_INPUTS + NUM_INPUTS
@@ -418,6 +423,12 @@ def node_probability(tables, maps, registers, c0, bit, slots, first):
     w1 = M_SEEN_WEIGHTS + (bit * (NUM_HASHED + 1) + seen) * NUM_INPUTS
     registers[R_SEEN_SET] = w1
     dot = BIAS * (maps[w0 + NUM_INPUTS - 1] + maps[w1 + NUM_INPUTS - 1])
+    w2 = -1
+    if registers[R_SIGNALS]:
+        activity = (registers[R_ACTIVITY + IMAGE_MEDIAN] if registers[R_LEVEL + IMAGE_MEDIAN]
+                    else ACTIVITY_CONTEXTS)
+        w2 = M_SIGNAL_WEIGHTS + (bit * (ACTIVITY_CONTEXTS + 1) + activity) * NUM_INPUTS
+    registers[R_SIGNAL_SET] = w2
     for i in range(NUM_STATE_INPUTS):
         x = STRETCH[maps[M_STATE_P + (i * 8 + bit) * 256 + registers[R_STATES + i]] >> 4]
         registers[R_INPUTS + i] = x
@@ -442,6 +453,9 @@ def node_probability(tables, maps, registers, c0, bit, slots, first):
         x = _signal_input(registers[R_MU + j], level, c0, bit) if level else 0
         registers[R_INPUTS + FIRST_SIGNAL + j] = x
         dot += x * (maps[w0 + FIRST_SIGNAL + j] + maps[w1 + FIRST_SIGNAL + j])
+    if w2 >= 0:
+        for i in range(NUM_INPUTS):
+            dot += registers[R_INPUTS + i] * maps[w2 + i]
     dot = max(-STRETCH_LIMIT, min(STRETCH_LIMIT, dot >> 16))
     p_mix = SQUASH[dot + STRETCH_LIMIT]
     registers[R_P_MIX] = p_mix
@@ -498,6 +512,11 @@ def learn(tables, maps, registers, history, bit):
         step = (registers[R_INPUTS + i] * error + (1 << 15)) >> 16
         maps[w0 + i] = max(-WEIGHT_LIMIT, min(WEIGHT_LIMIT, maps[w0 + i] + step))
         maps[w1 + i] = max(-WEIGHT_LIMIT, min(WEIGHT_LIMIT, maps[w1 + i] + step))
+    w2 = registers[R_SIGNAL_SET]
+    if w2 >= 0:
+        for i in range(NUM_INPUTS):
+            step = (registers[R_INPUTS + i] * error + (1 << 15)) >> 16
+            maps[w2 + i] = max(-WEIGHT_LIMIT, min(WEIGHT_LIMIT, maps[w2 + i] + step))
     _adapt_apm(maps, registers[R_APM0], bit)
     _adapt_apm(maps, registers[R_APM1], bit)
     c0 = 2 * c0 + bit

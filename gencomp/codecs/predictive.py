@@ -370,12 +370,45 @@ def _walk(predictor: Predictor, group: Sequence[bytes]
             probabilities = predictor.step(state, symbols[:, position])
 
 
+class MixSpec(NamedTuple):
+    """A companion model the Transformer's windows can be mixed with (`mix`)."""
+
+    #: Whether it mixes in the paper's chunks too (else only with windows that slide).
+    chunked: bool
+    share: float
+    description: str
+
+
+#: `mix` values. "cm" is the text-only cm of the first mixture: streaming only, with a
+#: share that lets the lead change within a few bytes. "cm-signals" is cm with its numeric
+#: models, in every mode: within a 2 KB chunk the better model rarely changes, and a
+#: smaller share loses less to the worse one (tuned on 30 chunks of each data set).
+MIXES = {
+    "cm": MixSpec(False, MIX_SHARE, "cm's text model, streaming windows only"),
+    "cm-signals": MixSpec(True, 1 / 64, "cm with its numeric models, every mode"),
+}
+
+
+def mix_companion(mix: str | None, chunk_size: int | None) -> Predictor | None:
+    """The model `mix` names, sized for chunks of `chunk_size` (None: a stream), with its
+    numeric models reading images by the paper's rule for a chunk."""
+    if mix is None:
+        return None
+    from predictors.cm import ContextMixingPredictor, table_bits_for
+
+    if mix == "cm":
+        return ContextMixingPredictor(table_bits_for(chunk_size))
+    width = closest_factors(chunk_size)[1] if chunk_size else 0
+    return ContextMixingPredictor(table_bits_for(chunk_size), True, width)
+
+
 class Mixture:
     """Two next-byte models mixed, `weight` for the first: a Bayesian mixture (each weight
-    grows with the probability its model gave the byte that came) with fixed share."""
+    grows with the probability its model gave the byte that came) with fixed `share`."""
 
-    def __init__(self) -> None:
+    def __init__(self, share: float = MIX_SHARE) -> None:
         self.weight = 0.5
+        self.share = share
 
     def mix(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """The mixed distribution (element for element the arithmetic of `learn`)."""
@@ -385,7 +418,7 @@ class Mixture:
         """Learn from the probabilities both models gave the byte that came; return the
         mixture's."""
         mixed = self.weight * first + (1.0 - self.weight) * second
-        self.weight = (1.0 - MIX_SHARE) * (self.weight * first / mixed) + MIX_SHARE / 2
+        self.weight = (1.0 - self.share) * (self.weight * first / mixed) + self.share / 2
         return mixed
 
 
@@ -397,7 +430,9 @@ class PredictiveCompressor(ModelCompressor):
     the context). `name` and `predictor_params` are what the registry needs to rebuild it
     (`get_compressor(name, **params)`); they default to the predictor's name and config.
     Passing `fingerprint` checks that the predictor is the model the data was compressed
-    with. `workers` > 1 codes that many jobs at once: groups of `batch_size` chunks in
+    with. `mix` names a companion model mixed with the windows (MIXES); `companion`, if
+    given, is mixed in its place (a wrapper that records what it predicts, say).
+    `workers` > 1 codes that many jobs at once: groups of `batch_size` chunks in
     processes that each rebuild the compressor from the registry, or, for a
     `batch_independent` predictor, single chunks in threads sharing this one. It is not a
     parameter of the bytes, so it is not in `params`.
@@ -407,20 +442,29 @@ class PredictiveCompressor(ModelCompressor):
                  batch_size: int = DEFAULT_BATCH_SIZE, name: str | None = None,
                  predictor_params: dict[str, Any] | None = None,
                  fingerprint: str | None = None, workers: int = 1,
-                 stride: int | None = None, companion: Predictor | None = None) -> None:
+                 stride: int | None = None, mix: str | None = None,
+                 companion: Predictor | None = None) -> None:
         self.predictor = predictor
         self.chunk_size = (None if chunk_size is None
                            else check_int_range(chunk_size, 1, MAX_CHUNK_SIZE, "chunk_size"))
         self.batch_size = check_int_range(batch_size, 1, MAX_BATCH_SIZE, "batch_size")
         self.workers = check_int_range(workers, 1, MAX_WORKERS, "workers")
         context = predictor.context_length
-        #: None unless chunks are coded in windows (they can outgrow the context).
+        if mix is not None and mix not in MIXES:
+            raise ValueError(f"mix must be one of {', '.join(MIXES)} or absent, got {mix!r}")
+        #: The companion model mixed in (`mix`, see MIXES), or None.
+        self.mix = mix if mix is not None and (
+            MIXES[mix].chunked or self.chunk_size is None
+            or context is not None and self.chunk_size > context) else None
+        self.companion = (None if self.mix is None
+                          else companion or mix_companion(self.mix, self.chunk_size))
+        #: None unless chunks are coded in windows (they can outgrow the context; a
+        #: mixture codes chunks as windows, one each when they fit).
         self.stride = None
-        if context is not None and (self.chunk_size is None or self.chunk_size > context):
+        if context is not None and (self.chunk_size is None or self.chunk_size > context
+                                    or self.companion is not None):
             self.stride = check_int_range(context // 2 if stride is None else stride, 1,
                                           context, "stride")
-        #: The online model mixed with the windows (streaming only), or None.
-        self.companion = companion if self.stride is not None else None
         self.name = name or predictor.name
         self.predictor_params = dict(predictor.config if predictor_params is None
                                      else predictor_params)
@@ -436,8 +480,12 @@ class PredictiveCompressor(ModelCompressor):
     def params(self) -> dict[str, Any]:
         return {**self.predictor_params, "chunk_size": self.chunk_size,
                 "batch_size": self.batch_size, "stride": self.stride,
-                "mix": self.companion.name if self.companion else None,
+                "mix": self.mix,
                 "fingerprint": self.predictor.fingerprint}
+
+    def _mixture(self) -> Mixture:
+        """A fresh mixture of the windows and the companion (unused without one)."""
+        return Mixture(MIXES[self.mix].share if self.mix else MIX_SHARE)
 
     @property
     def model(self) -> tuple[str, str]:
@@ -496,7 +544,7 @@ class PredictiveCompressor(ModelCompressor):
             if self.companion is None:
                 yield from windows
                 continue
-            mixture = Mixture()
+            mixture = self._mixture()
             yield np.log2([mixture.learn(first, second)
                            for first, second in zip(*self._component_probs(chunk, windows),
                                                     strict=True)])
@@ -558,7 +606,7 @@ class PredictiveCompressor(ModelCompressor):
         one-byte candidate costs what the mixture (its weight after the tail) gives it;
         longer ones, the code length of tail·c less that of the tail."""
         if all(len(candidate) == 1 for candidate in candidates):
-            mixture = Mixture()
+            mixture = self._mixture()
             if tail:
                 for first, second in zip(*self._component_probs(tail), strict=True):
                     mixture.learn(first, second)
@@ -626,7 +674,7 @@ class PredictiveCompressor(ModelCompressor):
         for chunk in chunks:
             encoder = arithmetic.Encoder()
             symbols = np.frombuffer(chunk, dtype=np.uint8)
-            mixture = Mixture()
+            mixture = self._mixture()
             companion = (_walk(self.companion, [chunk]) if self.companion is not None
                          else None)
             for start, first, end in self._windows(len(chunk), self.stride):
@@ -648,10 +696,17 @@ class PredictiveCompressor(ModelCompressor):
 
     def decompress(self, payload: bytes, max_output_bytes: int | None = None) -> bytes:
         header, streams = parse_payload(payload, self.name, output_limit(max_output_bytes), 4)
+        if self.mix is not None and header.chunk_size != self.chunk_size:
+            # The companion is sized for the payload's chunks (its fingerprint says so).
+            return PredictiveCompressor(
+                self.predictor, header.chunk_size, self.batch_size, self.name,
+                self.predictor_params, workers=self.workers, stride=self.stride,
+                mix=self.mix).decompress(payload, max_output_bytes)
         check_model(header, self.model, self.name)
         context = self.predictor.context_length
         windowed = context is not None and (header.chunk_size is None
-                                            or header.chunk_size > context)
+                                            or header.chunk_size > context
+                                            or self.companion is not None)
         if windowed != (header.stride is not None) or (windowed and header.stride > context):
             raise CorruptPayloadError(f"{self.name}: payload declares stride {header.stride} "
                                       f"for chunks of {header.chunk_size}, which this model's "
@@ -692,7 +747,7 @@ class PredictiveCompressor(ModelCompressor):
         for words, length in zip(streams, lengths, strict=True):
             decoder = arithmetic.Decoder(words)
             chunk = np.zeros(length, dtype=np.uint8)
-            mixture = Mixture()
+            mixture = self._mixture()
             if self.companion is not None:
                 companion_state, other = self.companion.start(1)
             for start, first, end in self._windows(length, stride):
@@ -939,16 +994,33 @@ def transformer(size: str = "200k", checkpoint: str | None = None, device: str =
     given) it picks the engine that made the payload, so payloads coded before the
     kernels existed (torch engine) still decode. `mix` "cm" mixes the streaming windows
     with the context-mixing model (module doc)."""
+    return _transformer("transformer", size, checkpoint, device, engine, chunk_size, stride,
+                        mix, batch_size, fingerprint, workers)
+
+
+@register("transformer-cm", "the shipped Transformer mixed with cm and its numeric models "
+          "(mix=cm-signals) in every mode, the paper's 2 KB chunks included: one model "
+          "compressor for text, images and audio", is_model=True,
+          runtime_params=("workers", "device"), payload_params=MODEL_PAYLOAD_PARAMS)
+def transformer_with_cm(size: str = "200k", checkpoint: str | None = None, device: str = "cpu",
+                        engine: str = "auto", chunk_size: int | None = None,
+                        stride: int | None = None, mix: str = "cm-signals",
+                        batch_size: int = DEFAULT_BATCH_SIZE, fingerprint: str | None = None,
+                        workers: int = 1) -> PredictiveCompressor:
+    """`transformer` with mix=cm-signals, under a name of its own so that compress-bench
+    and `gencomp list` show it beside the paper's text-trained row."""
+    if mix != "cm-signals":
+        raise ValueError(f"transformer-cm mixes cm-signals, not {mix!r} (see transformer)")
+    return _transformer("transformer-cm", size, checkpoint, device, engine, chunk_size, stride,
+                        mix, batch_size, fingerprint, workers)
+
+
+def _transformer(name: str, size: str, checkpoint: str | None, device: str, engine: str,
+                 chunk_size: int | None, stride: int | None, mix: str | None,
+                 batch_size: int, fingerprint: str | None, workers: int
+                 ) -> PredictiveCompressor:
     # imports torch: only when asked
     from predictors.transformer import TransformerPredictor, load_pretrained
-
-    if mix not in (None, "cm"):
-        raise ValueError(f"mix must be cm or absent, got {mix!r}")
-    companion = None
-    if mix == "cm":
-        from predictors.cm import ContextMixingPredictor, table_bits_for
-
-        companion = ContextMixingPredictor(table_bits_for(chunk_size))
 
     predictor = load_pretrained(size, checkpoint, device, engine)
     if engine == "auto" and fingerprint not in (None, predictor.fingerprint):
@@ -956,9 +1028,9 @@ def transformer(size: str = "200k", checkpoint: str | None = None, device: str =
                                             held_out_rate_percent=predictor.held_out_rate_percent)
         if torch_engine.fingerprint == fingerprint:
             predictor = torch_engine
-    return PredictiveCompressor(predictor, chunk_size, batch_size, name="transformer",
+    return PredictiveCompressor(predictor, chunk_size, batch_size, name=name,
                                 predictor_params={"size": size, "checkpoint": checkpoint,
                                                   "device": device,
                                                   "engine": predictor.engine},
                                 fingerprint=fingerprint, workers=workers, stride=stride,
-                                companion=companion)
+                                mix=mix)
