@@ -63,6 +63,8 @@ class DataSource(ABC):
     paper_rates: Mapping[str, Mapping[str, float]] = {}
     #: The paper's Transformers (trained on enwik8): adjusted rate (%) here, by parameters.
     paper_transformer_adjusted: Mapping[int, float] = {}
+    #: The paper's Chinchilla 70B: raw chunked rate (%) here, the goal for a model of ours.
+    paper_chinchilla_rate: float | None = None
 
     def find_in(self, folder: Path) -> Path | None:
         """The data set's file or folder inside a data root's subfolder, if there."""

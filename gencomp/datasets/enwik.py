@@ -19,6 +19,7 @@ class Enwik(DataSource):
         "unchunked": {"gzip": 32.3, "lzma2": 23.0, "png": 42.9, "flac": 89.5},
         "chunked": {"gzip": 48.1, "lzma2": 50.0, "png": 80.6, "flac": 88.9},
     }
+    paper_chinchilla_rate = 8.3
     paper_transformer_adjusted = {200_000: 30.9, 800_000: 21.9, 3_200_000: 17.7}
 
     def find_in(self, folder: Path) -> Path | None:

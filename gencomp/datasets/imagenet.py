@@ -21,6 +21,7 @@ class ImageNet(DataSource):
         "unchunked": {"gzip": 70.7, "lzma2": 57.9, "png": 58.5, "flac": 61.9},
         "chunked": {"gzip": 68.6, "lzma2": 62.4, "png": 61.7, "flac": 60.9},
     }
+    paper_chinchilla_rate = 48.0
 
     def count(self, source: str, chunk_size: int) -> int:
         rows, columns = closest_factors(chunk_size)

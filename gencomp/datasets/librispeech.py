@@ -21,6 +21,7 @@ class LibriSpeech(DataSource):
         "unchunked": {"gzip": 36.4, "lzma2": 29.9, "png": 32.2, "flac": 30.9},
         "chunked": {"gzip": 38.5, "lzma2": 38.2, "png": 37.6, "flac": 30.3},
     }
+    paper_chinchilla_rate = 21.0
 
     def count(self, source: str, chunk_size: int) -> int:
         try:
