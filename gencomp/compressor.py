@@ -87,9 +87,14 @@ class Compressor(ABC):
     """
 
     name: str = ""
-    #: Set by model compressors (a predictor plus an arithmetic coder); samplers use it to
-    #: sample straight from the model instead of recompressing.
+    #: Set by model compressors (a predictor plus an arithmetic coder).
     predictor: NextByteModel | None = None
+
+    @property
+    def next_byte_model(self) -> NextByteModel | None:
+        """What samplers draw from straight, instead of recompressing: the distributions
+        this compressor codes with (its `predictor`, unless it mixes it with another)."""
+        return self.predictor
 
     @property
     def context_window(self) -> int | None:

@@ -67,10 +67,10 @@ def check_settings(sampler: str, length: int, horizon: int, beam_width: int,
 
 def resolved_sampler(compressor: Compressor, sampler: str) -> str:
     """The sampler that really runs: "code-length" on a model compressor is "exact"."""
-    if sampler == "exact" and compressor.predictor is None:
+    if sampler == "exact" and compressor.next_byte_model is None:
         raise UsageError(f"sampler 'exact' needs a model compressor (a predictor); "
                          f"{compressor.name!r} has none: use code-length or lookahead")
-    if sampler == "code-length" and compressor.predictor is not None:
+    if sampler == "code-length" and compressor.next_byte_model is not None:
         return "exact"
     return sampler
 
@@ -118,7 +118,7 @@ def sample_continuation(compressor: Compressor, prompt: bytes, length: int,
             return sample_words(compressor, prompt, length, copy_limit=copy_limit,
                                 unit=length_unit, advance=advance, **choice)
         if method == "exact":
-            return sample_exact(compressor.predictor, prompt, length,
+            return sample_exact(compressor.next_byte_model, prompt, length,
                                 window=compressor.context_window, advance=advance, **choice)
         return sample_code_length(compressor, prompt, length, unit=length_unit,
                                   advance=advance, **choice)

@@ -475,3 +475,22 @@ def test_transformer_cm_is_good_at_text_images_and_audio(data_dir: Path) -> None
     assert rates["text"][0] < rates["text"][1] + 0.01, rates
     assert rates["image"][0] < rates["image"][1] - 0.05, rates
     assert rates["audio"][0] < rates["audio"][1] - 0.03, rates
+
+
+def test_samplers_draw_from_the_mixture_that_codes(modality_chunks: dict[str, bytes]) -> None:
+    """A compressor that mixes two models offers their mixture to the exact sampler
+    (`next_byte_model`): stepped through a chunk, its distributions give each byte the
+    probability the code length gives it."""
+    compressor = PredictiveCompressor(small_transformer("kernels"), chunk_size=24, stride=8,
+                                      mix="cm-signals")
+    model = compressor.next_byte_model
+    assert model is not compressor.predictor
+    data = modality_chunks["audio"][:24]
+    state, probabilities = model.start(1)
+    bits = 0.0
+    for symbol in data:
+        bits -= np.log2(probabilities[0, symbol])
+        probabilities = model.step(state, np.array([symbol], dtype=np.uint8))
+    assert bits == pytest.approx(compressor.code_length_bits(data), rel=1e-12)
+    plain = PredictiveCompressor(small_transformer("kernels"), chunk_size=24)
+    assert plain.next_byte_model is plain.predictor
