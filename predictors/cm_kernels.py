@@ -194,6 +194,10 @@ LEVEL_FOR_SCALE = _levels_for_scale()
 MAX_SCALE = len(LEVEL_FOR_SCALE) - 1
 #: Local activity (a sum of absolute differences) → one of ACTIVITY_CONTEXTS.
 ACTIVITY_BOUNDS = np.array([1, 3, 6, 12, 24, 48, 96], dtype=np.int64)
+#: A third APM refines the mixer's output by what the image's (else the audio's) main
+#: numeric model says at this node: rows by (bit position, its stretched P(1) in 32
+#: steps), after the order-1 APM's rows.
+SIGNAL_APM_ROWS = 8 * 32
 
 # --- sizes -------------------------------------------------------------------------------
 #: `table_bits` sizes the model: 2^table_bits slots of 16 bytes per hashed context, a
@@ -252,7 +256,8 @@ R_MU = 26                                       # per signal: its predicted valu
 R_LEVEL = R_MU + NUM_SIGNALS                    # … its θ level (0: no prediction)
 R_ACTIVITY = R_LEVEL + NUM_SIGNALS              # … the activity context it was made in
 R_SIGNAL_SET = R_ACTIVITY + NUM_SIGNALS         # the third weight set (−1: none)
-R_HASHES = R_SIGNAL_SET + 1
+R_APM2 = R_SIGNAL_SET + 1                       # the numeric APM's bucket (−1: none)
+R_HASHES = R_APM2 + 1
 R_SLOTS = R_HASHES + NUM_HASHED
 R_INPUTS = R_SLOTS + NUM_HASHED
 R_STATES = R_INPUTS + NUM_INPUTS
@@ -270,7 +275,7 @@ class CMModel(NamedTuple):
 
 def model_bytes(table_bits: int) -> int:
     """Memory of a model of this size, history not counted."""
-    apm_rows = 256 + (256 << _apm1_bits(table_bits))
+    apm_rows = 256 + (256 << _apm1_bits(table_bits)) + SIGNAL_APM_ROWS
     return (T_HASHED + (NUM_HASHED << (table_bits + 4))
             + 4 * (M_APM + 33 * apm_rows + (1 << (table_bits - 2))) + 8 * NUM_REGISTERS)
 
@@ -281,7 +286,7 @@ def new_model(table_bits: int, capacity: int, signals: bool = False, width: int 
     for `capacity` bytes of history; `signals` adds the numeric models, which read images
     at row `width` (0: the period the record model detects)."""
     apm1_bits = _apm1_bits(table_bits)
-    match_table = M_APM + 33 * (256 + (256 << apm1_bits))
+    match_table = M_APM + 33 * (256 + (256 << apm1_bits) + SIGNAL_APM_ROWS)
     maps = np.zeros(match_table + (1 << (table_bits - 2)), dtype=np.int32)
     maps[M_STATE_P:M_STATE_N] = np.tile(STATE_PRIOR, NUM_STATE_INPUTS * 8)
     maps[M_MATCH_P:M_MATCH_N] = 1 << 15
@@ -462,6 +467,16 @@ def node_probability(tables, maps, registers, c0, bit, slots, first):
     p0 = _apm(maps, c0, p_mix, registers, R_APM0)
     c1_group = c1 & ((1 << registers[R_APM1_BITS]) - 1)
     p1 = _apm(maps, 256 + ((c1_group << 8) | c0), p_mix, registers, R_APM1)
+    registers[R_APM2] = -1
+    if registers[R_SIGNALS]:
+        main = (IMAGE_MEDIAN if registers[R_LEVEL + IMAGE_MEDIAN]
+                else AUDIO_LMS if registers[R_LEVEL + AUDIO_LMS] else -1)
+        if main >= 0:
+            x = registers[R_INPUTS + FIRST_SIGNAL + main]
+            row = (256 + (256 << registers[R_APM1_BITS]) + bit * 32
+                   + ((x + STRETCH_LIMIT + 1) >> 7))
+            p2 = _apm(maps, row, p_mix, registers, R_APM2)
+            return max(1, min(4095, (p_mix + p0 + 3 * p1 + 3 * p2 + 4) >> 3))
     p = (2 * p_mix + p0 + 5 * p1 + 4) >> 3
     return max(1, min(4095, p))
 
@@ -519,6 +534,8 @@ def learn(tables, maps, registers, history, bit):
             maps[w2 + i] = max(-WEIGHT_LIMIT, min(WEIGHT_LIMIT, maps[w2 + i] + step))
     _adapt_apm(maps, registers[R_APM0], bit)
     _adapt_apm(maps, registers[R_APM1], bit)
+    if registers[R_APM2] >= 0:
+        _adapt_apm(maps, registers[R_APM2], bit)
     c0 = 2 * c0 + bit
     position += 1
     if position == 8:
