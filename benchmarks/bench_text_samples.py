@@ -149,7 +149,9 @@ def parse_setting(text: str) -> Setting:
     options: dict[str, Any] = {}
     for pair in rest[0].split(",") if rest and rest[0] else []:
         key, value = pair.split("=")
-        options[key] = float(value) if "." in value or key == "temperature" else int(value)
+        options[key] = (value == "true" if value in ("true", "false")
+                        else float(value) if "." in value or key == "temperature"
+                        else int(value))
     taken = compressor_spec(codec).defaults
     return Setting(codec, sampler, {key: value for key, value in options.items()
                                     if key not in taken},

@@ -58,7 +58,7 @@ from samplers.modalities import (
 )
 
 #: Tried in this order; those not registered (e.g. no trained transformer) are left out.
-DEFAULT_COMPRESSORS = ("gzip", "lzma2", "png", "flac", "cm", "transformer")
+DEFAULT_COMPRESSORS = ("gzip", "lzma2", "png", "flac", "cm", "transformer", "transformer-cm")
 #: Default prompts, relative to a data folder laid out like ../shared/data.
 DEFAULT_PROMPTS = {
     "image": Path("imagenet") / "n02391049_zebra.JPEG",
