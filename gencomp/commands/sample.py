@@ -55,7 +55,8 @@ DEFAULT_LOOKAHEAD_HORIZON = 8
 #: sampler for classical codecs; for model compressors, exact sampling sharpened this much
 #: (cm's after 1,948-byte prompts; after 32 KiB, T 0.75 without top-k does better).
 TEXT_MODEL_SETTINGS = {"cm": {"temperature": 0.7, "top_k": 3},
-                       "transformer": {"temperature": 0.35}}
+                       "transformer": {"temperature": 0.35},
+                       "transformer-cm": {"temperature": 0.35}}
 SAMPLES_DIR = Path("outputs") / "samples"
 
 
@@ -137,7 +138,7 @@ def sample(
     beam_width: int = typer.Option(8, "--beam-width", help="Lookahead beam width."),
     temperature: float | None = typer.Option(None, "--temperature",
                                              help="0 = greedy (default 1; text with cm "
-                                                  "0.7, transformer 0.35)."),
+                                                  "0.7, transformer(-cm) 0.35)."),
     top_k: int | None = typer.Option(None, "--top-k",
                                      help="Keep the k most likely (default all; text with "
                                           "cm 3)."),
