@@ -131,6 +131,8 @@ SETTINGS = [
     Setting("cm", "exact", {"temperature": 0.75}),
     Setting("transformer", "exact"),
     Setting("transformer", "exact", {"temperature": 0.35}),
+    Setting("transformer-cm", "exact"),
+    Setting("transformer-cm", "exact", {"temperature": 0.35}),
 ]
 #: Added by --all: the slow codec × sampler pairs. Brotli (quality 11) costs ~45 ms a
 #: candidate after 32 KiB; the byte samplers score 256+ candidates a byte, so theirs run
