@@ -27,12 +27,12 @@ from __future__ import annotations
 import argparse
 import bz2
 import lzma
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model
 
 from gencomp import get_compressor
 from gencomp.container import pack, unpack
@@ -43,16 +43,6 @@ CANTERBURY = DATA / "canterbury"
 ENWIK8 = DATA / "enwik8_first_4154400_bytes"
 #: The model card's held-out part: the last 10 % of the sample.
 HELD_OUT_FRACTION = 0.1
-
-
-def cpu_model() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown CPU (no lscpu)"
-    names = [line.split(":", 1)[1].strip() for line in lines.splitlines()
-             if line.startswith("Model name")]
-    return names[0] if names else "unknown CPU"
 
 
 def timed(function: Callable[[], bytes]) -> tuple[bytes, float]:

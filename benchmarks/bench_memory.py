@@ -31,11 +31,14 @@ import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
+from machine import cpu_model  # noqa: E402
+
 from gencomp import get_compressor  # noqa: E402
 from gencomp.container import DIGEST_BYTES, frame, pack  # noqa: E402
 from tests.conftest import shared_data_dir  # noqa: E402
 from tests.fuzz import (  # noqa: E402
     HOSTILE_MODELS,
+    cpu_seconds,
     frame_v1,
     pack_v1,
     split_container_v1,
@@ -91,14 +94,6 @@ WORKER_RUN = ["-c", "transformer", "--param", "engine=torch", "--param", "chunk_
 WORKERS_16 = 'transformer (torch) recording "workers": 16'
 
 
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def stop_time(arguments: list[str], folder: Path, stop: int) -> tuple[float, int]:
     """Start a --workers 2 run, send `stop` once both workers have loaded the model and
     code (1.5 s of CPU each), and return the seconds until no process of its group
@@ -109,7 +104,7 @@ def stop_time(arguments: list[str], folder: Path, stop: int) -> tuple[float, int
     while process.poll() is None:
         workers = [pid for pid, command in _group_processes(process.pid)
                    if b"spawn_main" in command]
-        if len(workers) == 2 and min(map(_cpu_seconds, workers)) > 1.5:
+        if len(workers) == 2 and min(map(cpu_seconds, workers)) > 1.5:
             break
         time.sleep(0.02)
     if process.poll() is not None:
@@ -140,10 +135,8 @@ def _zeros_bomb() -> bytes:
 
 
 def main() -> None:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-                if line.startswith("Model name")), "unknown CPU")
-    print(f"CPU: {cpu}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average "
+          f"{os.getloadavg()[0]:.1f}")
     text = (shared_data_dir() / "text" / "enwik8_first_4154400_bytes").read_bytes()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import cpu_model
 
 from gencomp import get_compressor
 from gencomp.compressor import Compressor, compressor_spec
@@ -162,10 +163,7 @@ def parse_setting(text: str) -> Setting:
 
 def machine() -> str:
     """The CPU model and the load it ran under (timings are of a shared machine)."""
-    names = [line.split(":", 1)[1].strip() for line in
-             Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
-    load = os.getloadavg()[0]
-    return f"{names[0] if names else 'unknown CPU'}, {os.cpu_count()} cores, load {load:.1f}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
 
 
 def data_folder() -> Path:

@@ -33,12 +33,12 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 
 import argparse  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 from predictors.transformer import TransformerConfig, load_pretrained  # noqa: E402
 
@@ -52,16 +52,6 @@ def enwik8_chunks(count: int) -> list[bytes]:
     data = ENWIK8.read_bytes()
     start = len(data) - count * CHUNK_SIZE
     return [data[start + i * CHUNK_SIZE : start + (i + 1) * CHUNK_SIZE] for i in range(count)]
-
-
-def cpu_model() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown CPU (no lscpu)"
-    names = [line.split(":", 1)[1].strip() for line in lines.splitlines()
-             if line.startswith("Model name")]
-    return names[0] if names else "unknown CPU"
 
 
 def best_cpu_seconds(work: Callable[[], object], repeats: int) -> float:

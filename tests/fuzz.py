@@ -425,6 +425,15 @@ def model_param_seeds(codecs: list[str] | None) -> list[Seed]:
     return seeds
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time process `pid` has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _status_kib(field: str) -> int:
     return next(int(line.split()[1]) for line in open("/proc/self/status")
                 if line.startswith(field + ":"))

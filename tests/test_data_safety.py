@@ -33,6 +33,7 @@ from gencomp.fileio import atomic_open, remove_stale_temporaries
 from gencomp.limits import MODEL_MEMORY_ENV, default_output_limit, memory_bytes
 from tests.fuzz import (
     HOSTILE_MODELS,
+    cpu_seconds,
     frame_v1,
     pack_v1,
     split_container_v1,
@@ -379,14 +380,6 @@ def worker_folder(tmp_path_factory: pytest.TempPathFactory, enwik8_path: Path) -
     return folder
 
 
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 @pytest.mark.parametrize("command", ["compress", "decompress"])
@@ -406,7 +399,7 @@ def test_no_process_of_ours_outlives_a_stopped_run(stop: int, command: str,
         # Both workers have loaded torch and the model (a second and more of CPU) and code.
         while time.monotonic() < deadline and not (
                 len(workers := _our_workers(process.pid)) == 2
-                and min(map(_cpu_seconds, workers)) > 1.5):
+                and min(map(cpu_seconds, workers)) > 1.5):
             time.sleep(0.05)
         assert process.poll() is None, "the run ended before it could be stopped"
         assert len(_our_workers(process.pid)) == 2
