@@ -625,24 +625,26 @@ def _predict_signals(maps, registers, history, position):
             median = w + n - nw
         smooth = max(0, min(255, (w + n + 1) // 2 + (ne - nw) // 4))
         activity = _activity(abs(w - nw) + abs(n - nw) + abs(n - ne))
-        for j, mu in ((IMAGE_MEDIAN, median), (IMAGE_SMOOTH, smooth)):
-            registers[R_MU + j], registers[R_ACTIVITY + j] = mu, activity
+        _predict_signal(maps, registers, IMAGE_MEDIAN, median, activity)
+        _predict_signal(maps, registers, IMAGE_SMOOTH, smooth, activity)
     two_back = np.int64(history[position - 2]) if position > 1 else w
     activity = _activity(2 * abs(w - two_back))
-    registers[R_MU + AUDIO_PREVIOUS], registers[R_ACTIVITY + AUDIO_PREVIOUS] = w, activity
+    _predict_signal(maps, registers, AUDIO_PREVIOUS, w, activity)
     registers[R_ACTIVITY + AUDIO_LMS] = activity
     if position >= LMS_ORDER:
         total = 0
         for i in range(LMS_ORDER):
             total += maps[M_LMS + i] * (np.int64(history[position - 1 - i]) - 128)
-        registers[R_MU + AUDIO_LMS] = max(0, min(255, 128 + (total >> 16)))
-    for j in range(NUM_SIGNALS):
-        if j == AUDIO_LMS and position < LMS_ORDER:
-            continue
-        if j <= IMAGE_SMOOTH and not (width > 1 and position > width):
-            continue
-        scale = maps[M_SCALE + j * ACTIVITY_CONTEXTS + registers[R_ACTIVITY + j]]
-        registers[R_LEVEL + j] = LEVEL_FOR_SCALE[max(0, min(MAX_SCALE, scale))]
+        _predict_signal(maps, registers, AUDIO_LMS, max(0, min(255, 128 + (total >> 16))),
+                        activity)
+
+
+@_inline
+def _predict_signal(maps, registers, j, mu, activity):
+    """Signal j predicts `mu`, with the spread it has learnt in this activity context."""
+    registers[R_MU + j], registers[R_ACTIVITY + j] = mu, activity
+    scale = maps[M_SCALE + j * ACTIVITY_CONTEXTS + activity]
+    registers[R_LEVEL + j] = LEVEL_FOR_SCALE[max(0, min(MAX_SCALE, scale))]
 
 
 @_inline

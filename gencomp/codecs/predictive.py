@@ -431,10 +431,7 @@ class Mixture:
         """Learn from the probabilities both models gave the byte that came; return the
         mixture's."""
         mixed = self.weight * first + (1.0 - self.weight) * second
-        if self.roots == 0:
-            self.weight = (1.0 - self.share) * (self.weight * first / mixed) + self.share / 2
-            return mixed
-        for _ in range(self.roots):
+        for _ in range(self.roots):  # with none, the update divides by `mixed` itself
             first, second = math.sqrt(first), math.sqrt(second)
         evidence = self.weight * first
         self.weight = ((1.0 - self.share) * (evidence / (evidence + (1.0 - self.weight) * second))
@@ -546,10 +543,16 @@ class PredictiveCompressor(ModelCompressor):
         `width` wide; otherwise itself."""
         if self.mix != "cm-signals":
             return self
-        return PredictiveCompressor(self.predictor, self.chunk_size, self.batch_size,
-                                    self.name, self.predictor_params, workers=self.workers,
-                                    stride=self.stride, mix=self.mix,
-                                    companion=mix_companion(self.mix, self.chunk_size, width))
+        return self._with_companion(self.chunk_size,
+                                    mix_companion(self.mix, self.chunk_size, width))
+
+    def _with_companion(self, chunk_size: int | None, companion: Predictor | None = None
+                        ) -> PredictiveCompressor:
+        """This compressor for chunks of `chunk_size`, its companion `companion` (default:
+        the one `mix` names for that chunk size)."""
+        return PredictiveCompressor(self.predictor, chunk_size, self.batch_size, self.name,
+                                    self.predictor_params, workers=self.workers,
+                                    stride=self.stride, mix=self.mix, companion=companion)
 
     @property
     def next_byte_model(self) -> Predictor | MixedModel:
@@ -775,10 +778,8 @@ class PredictiveCompressor(ModelCompressor):
         header, streams = parse_payload(payload, self.name, output_limit(max_output_bytes), 4)
         if self.mix is not None and header.chunk_size != self.chunk_size:
             # The companion is sized for the payload's chunks (its fingerprint says so).
-            return PredictiveCompressor(
-                self.predictor, header.chunk_size, self.batch_size, self.name,
-                self.predictor_params, workers=self.workers, stride=self.stride,
-                mix=self.mix).decompress(payload, max_output_bytes)
+            return self._with_companion(header.chunk_size).decompress(payload,
+                                                                      max_output_bytes)
         check_model(header, self.model, self.name)
         context = self.predictor.context_length
         windowed = context is not None and (header.chunk_size is None
