@@ -2,15 +2,18 @@
 
     python benchmarks/bench_bit_exact.py                      # a few minutes: 2 crops, 1 clip
     python benchmarks/bench_bit_exact.py --crops 20 --clips 5 --codecs gzip,png,flac  # issue 15
+    python benchmarks/bench_bit_exact.py --crops 96 --clips 5 --codecs transformer-cm \
+        --audio-codecs transformer-cm --tasks patch --units bytes --parts images,speech
 
 Three parts, each printed as a table with the bar it is held to (issue 15):
 
 1. Images. Each crop is the central 32×64 of one held-out ImageNet image, grayscale as the
    paper prepares them. Held out: images 300-399 of the 400 in ../shared/data/imagenet
    (sorted by name), in order from image 300, passing over flat crops (mean step
-   under one grey level along or across rows, where a ratio of steps means nothing); tests
-   read the first images (through the data set's chunks), and the sampling layout and
-   temperature were tuned on images 200-299. Two tasks:
+   under one grey level along or across rows, where a ratio of steps means nothing: 96 of
+   the 100 are textured); tests read the first images (through the data set's chunks), and
+   the sampling layout and temperatures were tuned on images 200-299 (`--split tune`).
+   Two tasks:
    `rows`, the right half of each row from its left half and the original rows above it
    (`--rows-above`, default all of them), and `patch`, the bottom 16 rows from the top 16,
    row-major. Plausibility is roughness: the mean absolute step between neighbouring pixels
@@ -20,7 +23,8 @@ Three parts, each printed as a table with the bar it is held to (issue 15):
    patch task, but ≈ 1 in both on the rows task, where the row above is the original's:
    so the share of generated pixels equal to the pixel above them is shown beside.
    Bar: PNG with exact bits, both tasks, both ratios within 0.5-2 in ≥ 70 % of crops.
-2. Speech. Clip j comes from held-out LibriSpeech utterance 200 + 10j (of the 251, sorted):
+2. Speech. Clip j comes from held-out LibriSpeech utterance 200 + 10j (of the 251, sorted;
+   `--split tune`: 100 + 10j):
    its loudest 0.35 s (so the prompt starts inside the utterance, not in its silent
    start), the first 0.25 s as prompt, 0.1 s generated. Spectral flatness of the generated
    part (geometric ÷ arithmetic mean of its frame-averaged power spectrum, 256-sample Hann
@@ -34,10 +38,13 @@ Three parts, each printed as a table with the bar it is held to (issue 15):
 Sampling is the plain code-length sampler, seed = crop or clip number, drawing
 ∝ 2^(−ℓ/T): images at T = 0.3 (`--image-temperature`; PNG's T = 1 samples are rougher than
 the images, as its code lengths price each pixel's residual independently of its
-neighbours': tuned on images 200-299), speech at T = 1 (`--audio-temperature`).
-`--workers` runs samples in parallel processes. `--save DIR` writes every sample (PNG
-images, WAV clips with their original beside them) for the gallery, and a run with the
-same folder reads back the samples already there instead of drawing them again.
+neighbours': tuned on images 200-299), speech at T = 1 (`--audio-temperature`). A model
+compressor (cm, transformer-cm) samples exactly, as `gencomp sample` does by default:
+frozen after the prompt (`samplers.exact`; `--learning` lets it learn from its own sample),
+images at T = 0.8 (`--model-image-temperature`). `--workers` runs samples in parallel
+processes. `--save DIR` writes every sample (PNG images, WAV clips with their original
+beside them) for the gallery, and a run with the same folder reads back the samples
+already there instead of drawing them again.
 """
 
 from __future__ import annotations
@@ -47,11 +54,12 @@ import functools
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gencomp import get_compressor
-from gencomp.compressor import Compressor
+from gencomp.compressor import Compressor, compressor_spec
 from gencomp.datasets import DataLocations, load_chunks
 from gencomp.locations import data_roots
 from gencomp.render.audio import loudest_window, wav_bytes
@@ -65,8 +73,10 @@ from samplers.modalities import (
 )
 
 ROWS, COLUMNS, ROWS_GIVEN = 32, 64, 16
-HELD_OUT_IMAGES = 300
-HELD_OUT_CLIPS, CLIP_STEP = 200, 10
+#: Each split's images (of the 400, sorted) and first utterance (of the 251, sorted; clip j
+#: is utterance first + 10j); `--split tune` is what settings are tuned on.
+IMAGES = {"held-out": slice(300, 400), "tune": slice(200, 300)}
+FIRST_CLIP, CLIP_STEP = {"held-out": 200, "tune": 100}, 10
 SAMPLE_RATE, PROMPT_SECONDS, GENERATED_SECONDS = 16000, 0.25, 0.1
 PLAUSIBLE = (0.5, 2.0)
 SINGLE_BYTES = [bytes([value]) for value in range(256)]
@@ -78,9 +88,9 @@ def central_crop(path: Path) -> np.ndarray:
     return image[top:top + ROWS, left:left + COLUMNS].copy()
 
 
-def held_out_crop(data_dir: Path, index: int) -> np.ndarray:
-    """The `index`-th held-out crop that is not flat (see the module doc)."""
-    paths = sorted((data_dir / "imagenet").glob("*.JPEG"))[HELD_OUT_IMAGES:]
+def split_crop(data_dir: Path, index: int, split: str = "held-out") -> np.ndarray:
+    """The `index`-th crop of `split` that is not flat (see the module doc)."""
+    paths = sorted((data_dir / "imagenet").glob("*.JPEG"))[IMAGES[split]]
     crops = (central_crop(path) for path in paths)
     textured = (crop for crop in crops if min(mean_step(crop, axis, (0, 0))
                                               for axis in (0, 1)) >= 1)
@@ -89,9 +99,9 @@ def held_out_crop(data_dir: Path, index: int) -> np.ndarray:
     return next(textured)
 
 
-def held_out_clip(data_dir: Path, index: int) -> np.ndarray:
+def split_clip(data_dir: Path, index: int, split: str = "held-out") -> np.ndarray:
     paths = sorted((data_dir / "librispeech").rglob("*.flac"))
-    samples = load_audio_prompt(paths[HELD_OUT_CLIPS + CLIP_STEP * index])
+    samples = load_audio_prompt(paths[FIRST_CLIP[split] + CLIP_STEP * index])
     length = int((PROMPT_SECONDS + GENERATED_SECONDS) * SAMPLE_RATE)
     start = loudest_window(samples, length)
     return samples[start:start + length].copy()
@@ -141,21 +151,27 @@ def save(folder: str | None, name: str, payload: bytes) -> None:
         (Path(folder) / name).write_bytes(payload)
 
 
-def sample_image(job: tuple[str, str, str, int, float, int, str, str | None]
+def sampling(name: str, temperature: float, frozen: bool) -> dict[str, Any]:
+    """The sampler settings for compressor `name`: a model compressor is sampled exactly,
+    frozen after the prompt unless --learning (`samplers.exact`)."""
+    return {"temperature": temperature, "frozen": frozen and compressor_spec(name).is_model}
+
+
+def sample_image(job: tuple[str, str, str, int, float, int, str, str | None, str, bool]
                  ) -> tuple[float, float, float, float]:
     """(roughness along, across, share copied from above, seconds) of one sample; a
     sample already saved in the
     folder is read back instead of drawn again (sampling is deterministic), so an
     interrupted run resumes."""
-    name, unit, task, index, temperature, rows_above, data_dir, folder = job
-    crop = held_out_crop(Path(data_dir), index)
+    name, unit, task, index, temperature, rows_above, data_dir, folder, split, frozen = job
+    crop = split_crop(Path(data_dir), index, split)
     saved = Path(folder or ".") / f"crop{index}-{task}-{name}-{unit}.png"
     if folder and saved.is_file():
         generated = load_image_prompt(saved)
         return (*roughness(generated, crop, task), copied_from_above(generated, crop, task),
                 0.0)
     compressor, start = get_compressor(name), time.perf_counter()
-    settings = {"seed": index, "length_unit": unit, "temperature": temperature}
+    settings = {"seed": index, "length_unit": unit, **sampling(name, temperature, frozen)}
     if task == "rows":
         generated = continue_image_rows(compressor, crop, rows_above=rows_above, **settings)
     else:
@@ -166,14 +182,14 @@ def sample_image(job: tuple[str, str, str, int, float, int, str, str | None]
             time.perf_counter() - start)
 
 
-def sample_clip(job: tuple[str, str, int, float, str, str | None]
+def sample_clip(job: tuple[str, str, int, float, str, str | None, str, bool]
                 ) -> tuple[float, float, float, float]:
-    name, unit, index, temperature, data_dir, folder = job
-    clip = held_out_clip(Path(data_dir), index)
+    name, unit, index, temperature, data_dir, folder, split, frozen = job
+    clip = split_clip(Path(data_dir), index, split)
     given = int(PROMPT_SECONDS * SAMPLE_RATE)
     start = time.perf_counter()
     result = continue_audio(get_compressor(name), clip[:given], len(clip) - given, seed=index,
-                            length_unit=unit, temperature=temperature)
+                            length_unit=unit, **sampling(name, temperature, frozen))
     generated, original = result[given:], clip[given:]
     save(folder, f"clip{index}-original.wav", wav_bytes(clip))
     save(folder, f"clip{index}-{name}-{unit}.wav", wav_bytes(result))
@@ -181,16 +197,24 @@ def sample_clip(job: tuple[str, str, int, float, str, str | None]
             loudness(generated) / max(loudness(original), 1e-9), time.perf_counter() - start)
 
 
+def image_temperature(arguments: argparse.Namespace, name: str) -> float:
+    return (arguments.model_image_temperature if compressor_spec(name).is_model
+            else arguments.image_temperature)
+
+
 def image_part(arguments: argparse.Namespace, pool: ProcessPoolExecutor) -> list[str]:
-    print(f"\n## Images: {arguments.crops} held-out 32×64 crops, roughness ratios "
+    print(f"\n## Images: {arguments.crops} {arguments.split} 32×64 crops, roughness ratios "
           f"(along rows, across rows); rows task with {arguments.rows_above} rows above, "
-          f"temperature {arguments.image_temperature:g}")
+          f"temperature {arguments.image_temperature:g} (model compressors "
+          f"{arguments.model_image_temperature:g}, "
+          f"{'learning' if arguments.learning else 'frozen'})")
     settings = [(name, task, unit) for name in arguments.codecs for task in arguments.tasks
                 for unit in arguments.units]
     # Crop by crop, every setting for one crop before the next: a run stopped early has
     # the same crops for every setting.
-    jobs = [(name, unit, task, index, arguments.image_temperature, arguments.rows_above,
-             str(arguments.data_dir), arguments.save)
+    jobs = [(name, unit, task, index, image_temperature(arguments, name),
+             arguments.rows_above, str(arguments.data_dir), arguments.save, arguments.split,
+             not arguments.learning)
             for index in range(arguments.crops) for name, task, unit in settings]
     results: dict[tuple[str, str, str], list[tuple[float, float, float, float]]] = {}
     for job, result in zip(jobs, pool.map(sample_image, jobs), strict=True):
@@ -219,14 +243,16 @@ def image_part(arguments: argparse.Namespace, pool: ProcessPoolExecutor) -> list
 
 
 def audio_part(arguments: argparse.Namespace, pool: ProcessPoolExecutor) -> list[str]:
-    print(f"\n## Speech: {arguments.clips} held-out clips, 0.25 s prompt, 0.1 s generated")
+    print(f"\n## Speech: {arguments.clips} {arguments.split} clips, 0.25 s prompt, "
+          "0.1 s generated")
     print("| codec | unit | median flatness (original) | median loudness ÷ original | s/clip |")
     print("| --- | --- | --- | --- | --- |")
     missed = []
     for name in arguments.audio_codecs:
         for unit in arguments.units:
             jobs = [(name, unit, index, arguments.audio_temperature, str(arguments.data_dir),
-                     arguments.save) for index in range(arguments.clips)]
+                     arguments.save, arguments.split, not arguments.learning)
+                    for index in range(arguments.clips)]
             flatness, original, loud, seconds = np.array(list(pool.map(sample_clip, jobs))).T
             verdict = ""
             if name == "flac" and unit == "bits":
@@ -285,6 +311,8 @@ def speed_part(arguments: argparse.Namespace) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=tuple(IMAGES), default="held-out",
+                        help="held-out crops and clips, or the ones settings are tuned on")
     parser.add_argument("--crops", type=int, default=2)
     parser.add_argument("--clips", type=int, default=1)
     parser.add_argument("--codecs", default="png", help="Image codecs (comma-separated).")
@@ -293,7 +321,11 @@ def main() -> None:
     parser.add_argument("--units", default="bytes,bits")
     parser.add_argument("--rows-above", type=int, default=ROWS)
     parser.add_argument("--image-temperature", type=float, default=0.3)
+    parser.add_argument("--model-image-temperature", type=float, default=0.8,
+                        help="images from model compressors (gencomp sample's default)")
     parser.add_argument("--audio-temperature", type=float, default=1.0)
+    parser.add_argument("--learning", action="store_true",
+                        help="model compressors learn from their own samples (not frozen)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--parts", default="images,speech,speed")

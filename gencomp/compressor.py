@@ -76,6 +76,11 @@ class NextByteModel(Protocol):
         """Feed (batch, length) context bytes; the distributions after the last one."""
         ...
 
+    def freeze(self, state: Any) -> None:
+        """Stop learning from what is fed next (an adaptive model's counts and weights
+        stay as they are); the context still grows."""
+        ...
+
 
 class Compressor(ABC):
     """A lossless compressor that also reports its code lengths.

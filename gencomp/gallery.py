@@ -97,6 +97,9 @@ class GallerySettings:
     #: What the code-length sampler counts: exact "bits" where a codec offers them (the
     #: samplers' default) or whole "bytes" (the paper's).
     length_unit: str = "bits"
+    #: Images and audio from model compressors drawn frozen after the prompt
+    #: (`samplers.exact`), as `gencomp sample` draws them; text learns either way.
+    frozen: bool = True
     modalities: tuple[str, ...] = MODALITIES
     image_size: tuple[int, int] = (32, 64)
     audio_prompt_seconds: float = DEFAULT_AUDIO_PROMPT_SECONDS
@@ -285,6 +288,8 @@ def run_job(job: Job, settings: GallerySettings, prompt: Any, compressor: Compre
     """Generate one job's continuation."""
     options = {"sampler": job.sampler, "seed": settings.seed, "horizon": settings.horizon,
                "temperature": settings.temperature, "length_unit": settings.length_unit,
+               "frozen": (settings.frozen and job.modality != "text"
+                          and compressor_spec(job.compressor).is_model),
                "report": report}
     started, started_cpu = time.perf_counter(), time.process_time()
     if job.modality == "image":

@@ -82,6 +82,12 @@ class Predictor(ABC):
             raise ValueError("prime needs at least one context byte")
         return probabilities
 
+    def freeze(self, state: State) -> None:
+        """Stop learning: later steps extend the context of `state`'s sequences, and the
+        model's parameters stay what the bytes so far made them. Default: nothing to do,
+        for a model that does not learn as it reads (a trained network)."""
+        return None
+
     def sequence_distributions(self, sequence: bytes) -> np.ndarray:
         """(len(sequence), 256): row t is the distribution of byte t given bytes < t, as
         `start` and `step` on a batch of this one sequence give it."""

@@ -140,6 +140,13 @@ class ContextMixingPredictor(Predictor):
             rows.append(_distribution(model))
         return np.stack(rows)
 
+    def freeze(self, state: list[cm_kernels.CMModel]) -> None:
+        """Bytes fed from now on extend the contexts (history, hashes, the match being
+        followed) but nothing learns: no bit history, adaptive probability, mixer weight,
+        APM, numeric model or match index changes, and no table slot is claimed."""
+        for model in state:
+            model.registers[cm_kernels.R_FROZEN] = 1
+
     def sequence_distributions(self, sequence: bytes) -> np.ndarray:
         model = self.new_model(len(sequence))
         rows = np.zeros((len(sequence), 256))

@@ -261,7 +261,8 @@ R_HASHES = R_APM2 + 1
 R_SLOTS = R_HASHES + NUM_HASHED
 R_INPUTS = R_SLOTS + NUM_HASHED
 R_STATES = R_INPUTS + NUM_INPUTS
-NUM_REGISTERS = R_STATES + NUM_STATE_INPUTS
+R_FROZEN = R_STATES + NUM_STATE_INPUTS          # 1: bytes extend the contexts, nothing learns
+NUM_REGISTERS = R_FROZEN + 1
 
 
 class CMModel(NamedTuple):
@@ -506,8 +507,26 @@ def _adapt_apm(maps, index, bit):
 
 @_inline
 def learn(tables, maps, registers, history, bit):
-    """Learn `bit` at the node `predict` was last called for, and move to the next."""
+    """Learn `bit` at the node `predict` was last called for, and move to the next (a
+    frozen model only moves, and claims no table slot for a context it has not seen)."""
     c0, position = registers[R_C0], registers[R_BIT]
+    if not registers[R_FROZEN]:
+        _update(tables, maps, registers, c0, position, bit)
+    c0 = 2 * c0 + bit
+    position += 1
+    if position == 8:
+        _end_byte(maps, registers, history, c0 & 0xFF)
+        begin_byte(tables, maps, registers, history)
+    else:
+        registers[R_C0], registers[R_BIT] = c0, position
+        if position == 4:
+            _look_up_slots(tables, registers, c0, 1, not registers[R_FROZEN], registers,
+                           R_SLOTS)
+
+
+@_inline
+def _update(tables, maps, registers, c0, position, bit):
+    """Every adaptive part learns `bit` at node c0 (after `position` bits of the byte)."""
     node = c0 if position < 4 else (c0 & ((1 << (position - 4)) - 1)) | (1 << (position - 4))
     c1 = registers[R_C4] & 0xFF
     for i in range(NUM_STATE_INPUTS):
@@ -536,15 +555,6 @@ def learn(tables, maps, registers, history, bit):
     _adapt_apm(maps, registers[R_APM1], bit)
     if registers[R_APM2] >= 0:
         _adapt_apm(maps, registers[R_APM2], bit)
-    c0 = 2 * c0 + bit
-    position += 1
-    if position == 8:
-        _end_byte(maps, registers, history, c0 & 0xFF)
-        begin_byte(tables, maps, registers, history)
-    else:
-        registers[R_C0], registers[R_BIT] = c0, position
-        if position == 4:
-            _look_up_slots(tables, registers, c0, 1, True, registers, R_SLOTS)
 
 
 @_inline
@@ -649,12 +659,15 @@ def _predict_signal(maps, registers, j, mu, activity):
 
 @_inline
 def _end_byte(maps, registers, history, byte):
-    """The byte is known: extend the history and the contexts; follow or find a match."""
-    position = registers[R_POS]
-    if registers[R_SIGNALS]:
+    """The byte is known: extend the history and the contexts; follow or find a match (a
+    frozen model learns no spread, LMS weight or record period, and indexes no position
+    for later matches)."""
+    position, frozen = registers[R_POS], registers[R_FROZEN]
+    if registers[R_SIGNALS] and not frozen:
         _learn_signals(maps, registers, history, byte, position)
     history[position] = byte
-    _detect_record(maps, registers, history, byte, position)
+    if not frozen:
+        _detect_record(maps, registers, history, byte, position)
     position += 1
     registers[R_POS] = position
     registers[R_C8] = ((registers[R_C8] << 8) | (registers[R_C4] >> 24)) & M32
@@ -683,7 +696,8 @@ def _end_byte(maps, registers, history, byte):
                     length += 1
                 if length >= MATCH_MIN:
                     registers[R_MATCH_LEN], registers[R_MATCH_PTR] = length, candidate
-        maps[entry] = position
+        if not frozen:
+            maps[entry] = position
     if registers[R_MATCH_LEN] > 0:
         registers[R_MATCH_BYTE] = history[registers[R_MATCH_PTR]]
 
@@ -713,7 +727,7 @@ def begin_byte(tables, maps, registers, history):
     registers[R_RATE] = LEARNING_RATE + ((FIRST_LEARNING_RATE - LEARNING_RATE) * RATE_HALF_LIFE
                                          // (RATE_HALF_LIFE + position))
     registers[R_C0], registers[R_BIT] = 1, 0
-    _look_up_slots(tables, registers, 1, 0, True, registers, R_SLOTS)
+    _look_up_slots(tables, registers, 1, 0, not registers[R_FROZEN], registers, R_SLOTS)
 
 
 # --- whole bytes, without coding ---------------------------------------------------------

@@ -14,6 +14,16 @@ generated = 2048); there, exact sampling draws exactly the code-length distribut
 `PredictiveCompressor`. A continuation longer than half a window keeps half a window of
 prompt, and whenever the window fills the state restarts on the last half window of
 text (a sliding window, where the compressor would start a fresh chunk).
+
+Frozen. An adaptive model (cm, and the mixture weights of transformer-cm) learns from every
+byte it is fed, its own samples included, and that feedback runs away: a noisy stretch
+widens the spread cm's numeric models expect, which makes the next pixels noisier, and a
+copied stretch makes copying likelier. With `frozen`, the model stops learning once primed
+on the prompt (`NextByteModel.freeze`): each byte is drawn from p(b | prompt · sample so
+far) of the model the prompt taught, its contexts extended by the sample but its counts and
+weights as the prompt left them, as a trained Transformer's weights stay fixed (a restart
+of the window primes on the window's text, sample included, then freezes again). That is
+no longer the code-length distribution, which learns through the sample; unfrozen it is.
 """
 
 from __future__ import annotations
@@ -34,20 +44,24 @@ def kept_prompt(prompt: bytes, length: int, window: int | None) -> bytes:
     return prompt[len(prompt) - keep:]
 
 
-def _restart(predictor: NextByteModel, text: bytes) -> tuple[object, np.ndarray]:
+def _restart(predictor: NextByteModel, text: bytes, frozen: bool
+             ) -> tuple[object, np.ndarray]:
     state, probabilities = predictor.start(1)
     if text:
         probabilities = predictor.prime(state, np.frombuffer(text, dtype=np.uint8)[None, :])
+    if frozen:
+        predictor.freeze(state)
     return state, probabilities
 
 
 def sample_exact(predictor: NextByteModel, prompt: bytes, length: int, *, window: int | None,
                  temperature: float, top_k: int | None, rng: np.random.Generator,
-                 advance: Callable[[int], None]) -> bytes:
+                 advance: Callable[[int], None], frozen: bool = False) -> bytes:
     """`length` bytes drawn from the predictor's next-byte distributions, conditioned on
-    at most `window` bytes (see the module doc)."""
+    at most `window` bytes; `frozen`: by the model as the prompt left it (see the module
+    doc)."""
     text = bytearray(kept_prompt(prompt, length, window))
-    state, probabilities = _restart(predictor, bytes(text))
+    state, probabilities = _restart(predictor, bytes(text), frozen)
     fed = len(text)
     generated = bytearray()
     while len(generated) < length:
@@ -61,7 +75,8 @@ def sample_exact(predictor: NextByteModel, prompt: bytes, length: int, *, window
             break
         # A sequence fed n bytes gives the distribution of byte n + 1, so n < window.
         if window is not None and fed + 1 >= window:
-            state, probabilities = _restart(predictor, bytes(text[len(text) - window // 2:]))
+            state, probabilities = _restart(predictor, bytes(text[len(text) - window // 2:]),
+                                            frozen)
             fed = window // 2
         else:
             probabilities = predictor.step(state, np.array([symbol], dtype=np.uint8))

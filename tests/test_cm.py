@@ -232,6 +232,29 @@ def test_learns_online() -> None:
     assert costs[-len(text):].sum() < 0.1 * costs[:len(text)].sum()
 
 
+@pytest.mark.parametrize("signals", [False, True])
+def test_a_frozen_model_reads_on_but_learns_nothing(signals: bool) -> None:
+    """After `freeze`, fed bytes still move the contexts (the distributions change with
+    what is fed) but every learnt array stays as the prompt left it, bit for bit."""
+    predictor = ContextMixingPredictor(table_bits_for(4096), signals=signals, width=16)
+    prompt = np.frombuffer(b"a frozen model keeps what the prompt taught it. " * 8,
+                           dtype=np.uint8)[None, :]
+    state, _ = predictor.start(1)
+    predictor.prime(state, prompt)
+    predictor.freeze(state)
+    tables, maps = state[0].tables.copy(), state[0].maps.copy()
+    after_a = predictor.step(state, np.frombuffer(b"a", dtype=np.uint8))
+    for byte in b"the prompt taught it":
+        predictor.step(state, np.array([byte], dtype=np.uint8))
+    after_it = predictor.step(state, np.frombuffer(b".", dtype=np.uint8))
+    assert np.array_equal(state[0].tables, tables) and np.array_equal(state[0].maps, maps)
+    assert not np.allclose(after_a, after_it)
+    learning, _ = predictor.start(1)
+    predictor.prime(learning, prompt)
+    predictor.step(learning, np.frombuffer(b"a", dtype=np.uint8))
+    assert not np.array_equal(learning[0].maps, maps)
+
+
 def test_model_size_follows_the_chunk() -> None:
     small, stream = ContextMixingCompressor(2048), ContextMixingCompressor()
     assert small.predictor.memory_bytes < 2 << 20 < 128 << 20 < stream.predictor.memory_bytes

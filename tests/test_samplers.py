@@ -228,6 +228,41 @@ def test_exact_sampler_stays_inside_the_context_window() -> None:
     assert kept_prompt(b"x" * 10, 6, 16) == b"x" * 10
 
 
+def test_frozen_sampling_draws_from_the_model_the_prompt_left() -> None:
+    """Frozen, cm draws each byte from the model as primed on the prompt: the same seed
+    gives the same bytes, and they are what stepping a frozen copy by hand gives; the
+    learning sampler (the code-length distribution) draws otherwise. A classical codec has
+    nothing to freeze."""
+    cm = context_mixing()
+    prompt = PROMPT * 3
+    frozen = sample_continuation(cm, prompt, 40, "exact", seed=3, frozen=True)
+    assert frozen == sample_continuation(cm, prompt, 40, "exact", seed=3, frozen=True)
+    assert frozen != sample_continuation(cm, prompt, 40, "exact", seed=3)
+    model = cm.next_byte_model
+    state, probabilities = model.start(1)
+    probabilities = model.prime(state, np.frombuffer(prompt, dtype=np.uint8)[None, :])
+    model.freeze(state)
+    rng, by_hand = np.random.default_rng(3), bytearray()
+    for _ in range(40):
+        by_hand.append(choose(-np.log2(probabilities[0]), 1.0, None, rng))
+        probabilities = model.step(state, np.array(by_hand[-1:], dtype=np.uint8))
+    assert bytes(by_hand) == frozen
+    with pytest.raises(UsageError, match="frozen applies"):
+        sample_continuation(get_compressor("gzip"), prompt, 4, frozen=True)
+
+
+def test_a_frozen_mixture_keeps_its_weights() -> None:
+    """transformer-cm's sampling model: frozen, neither the mixture's weight nor cm's
+    arrays move as bytes are fed."""
+    model = get_compressor("transformer-cm").next_byte_model
+    state, _ = model.start(1)
+    model.prime(state, np.frombuffer(PROMPT, dtype=np.uint8)[None, :])
+    model.freeze(state)
+    weight, maps = state[2][0].weight, state[1][0].maps.copy()
+    model.prime(state, np.frombuffer(b"the cat", dtype=np.uint8)[None, :])
+    assert state[2][0].weight == weight and np.array_equal(state[1][0].maps, maps)
+
+
 # --- lookahead --------------------------------------------------------------------------
 
 

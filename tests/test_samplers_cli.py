@@ -85,6 +85,26 @@ def test_image_rows_and_patch(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         assert record["prompt"]["task"] == task and record["params"] == {"width": None}
 
 
+def test_model_compressors_sample_images_frozen_unless_asked(
+        tmp_path: Path, text_prompt: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Images from a model compressor: frozen at T 0.8 by default, learning with
+    --learning; text keeps learning (the code-length distribution)."""
+    pixels = (np.arange(8 * 16).reshape(8, 16) * 7 % 256).astype(np.uint8)
+    prompt = tmp_path / "tiny.png"
+    Image.fromarray(pixels).save(prompt)
+    recorded = {}
+    for label, extra, modality, source in (
+            ("image", [], "image", prompt), ("learning", ["--learning"], "image", prompt),
+            ("text", ["--length", "3"], "text", text_prompt)):
+        output = tmp_path / f"{label}.out"
+        code, _, err = run(["sample", "-c", "cm", "--prompt", str(source), "--modality",
+                            modality, *extra, "-o", str(output)], capsys)
+        assert code == 0, err
+        record = json.loads(output.with_name(output.name + ".json").read_text())
+        recorded[label] = (record["frozen"], record["temperature"])
+    assert recorded == {"image": (True, 0.8), "learning": (False, 0.8), "text": (False, 0.7)}
+
+
 def test_audio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tone = (np.sin(np.arange(800) / 5) * 12000).astype(np.int16)
     prompt = tmp_path / "tone.wav"
@@ -139,6 +159,7 @@ def test_length_unit_is_recorded_and_bytes_is_the_papers_sampler(
     (["--prompt", "TEXT", "--param", "level=99"], "level"),
     (["--prompt", "TEXT", "-c", "nosuch"], "unknown compressor"),
     (["--prompt", "TEXT", "--length-unit", "nats"], "unknown length unit"),
+    (["--prompt", "TEXT", "--frozen"], "--frozen applies to model compressors"),
 ])
 def test_bad_input_is_one_line_and_exit_2(arguments: list[str], message: str, tmp_path: Path,
                                           text_prompt: Path,

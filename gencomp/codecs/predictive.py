@@ -442,7 +442,7 @@ class Mixture:
 class MixedModel:
     """Two predictors' next-byte distributions mixed as `Mixture` mixes them in coding, as
     a `NextByteModel` (what the exact sampler steps): each step first lets the mixture
-    learn from what both gave the byte that came."""
+    learn from what both gave the byte that came (until `freeze`)."""
 
     def __init__(self, first: Predictor, second: Predictor,
                  new_mixture: Callable[[], Mixture]) -> None:
@@ -452,13 +452,20 @@ class MixedModel:
         first_state, first = self.first.start(batch_size)
         second_state, second = self.second.start(batch_size)
         mixtures = [self.new_mixture() for _ in range(batch_size)]
-        state = [first_state, second_state, mixtures, first, second]
+        state = [first_state, second_state, mixtures, first, second, True]  # True: learning
         return state, self._mixed(state)
 
+    def freeze(self, state: list[Any]) -> None:
+        """Both predictors and the mixture's weights stop learning."""
+        self.first.freeze(state[0])
+        self.second.freeze(state[1])
+        state[5] = False
+
     def step(self, state: list[Any], symbols: np.ndarray) -> np.ndarray:
-        first_state, second_state, mixtures, first, second = state
-        for row, symbol in enumerate(np.asarray(symbols, dtype=np.uint8)):
-            mixtures[row].learn(first[row, symbol], second[row, symbol])
+        first_state, second_state, mixtures, first, second, learning = state
+        if learning:
+            for row, symbol in enumerate(np.asarray(symbols, dtype=np.uint8)):
+                mixtures[row].learn(first[row, symbol], second[row, symbol])
         state[3] = self.first.step(first_state, symbols)
         state[4] = self.second.step(second_state, symbols)
         return self._mixed(state)
@@ -472,7 +479,7 @@ class MixedModel:
 
     @staticmethod
     def _mixed(state: list[Any]) -> np.ndarray:
-        _, _, mixtures, first, second = state
+        _, _, mixtures, first, second, _ = state
         return np.stack([mixture.mix(first[row], second[row])
                          for row, mixture in enumerate(mixtures)])
 

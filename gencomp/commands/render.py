@@ -48,6 +48,7 @@ def gallery_command(settings: GallerySettings, output: Path) -> str:
         "--horizon", str(settings.horizon),
         "--temperature", f"{settings.temperature:g}",
         "--length-unit", settings.length_unit,
+        "--frozen" if settings.frozen else "--learning",
         "--image-size", "{}x{}".format(*settings.image_size),
         "--audio-prompt", f"{settings.audio_prompt_seconds:g}",
         "--audio-length", f"{settings.audio_seconds:g}",
@@ -83,6 +84,10 @@ def render(
     length_unit: str = typer.Option("bits", "--length-unit",
                                     help="Code lengths in exact bits where a codec offers "
                                          "them (default), or in bytes (the paper's)."),
+    frozen: bool = typer.Option(True, "--frozen/--learning",
+                                help="Model compressors' images and audio: drawn from the "
+                                     "model as the prompt left it, or learning from their "
+                                     "own samples (the code-length distribution)."),
     image_size: str = typer.Option("32x64", "--image-size",
                                    help="Image region HEIGHTxWIDTH (the image centre, "
                                         "downscaled)."),
@@ -121,7 +126,7 @@ def render(
             modalities=_names(modalities, "--modalities"),
             compressors=_names(compressors, "--compressors"),
             samplers=_names(samplers, "--samplers"), horizon=horizon, temperature=temperature,
-            length_unit=length_unit,
+            length_unit=length_unit, frozen=frozen,
             image_size=_image_size(image_size),
             audio_prompt_seconds=audio_prompt, audio_seconds=audio_length,
             audio_context=audio_context, text_offset=text_offset, prompt_bytes=prompt_bytes,

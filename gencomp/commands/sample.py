@@ -57,6 +57,12 @@ DEFAULT_LOOKAHEAD_HORIZON = 8
 TEXT_MODEL_SETTINGS = {"cm": {"temperature": 0.7, "top_k": 3},
                        "transformer": {"temperature": 0.35},
                        "transformer-cm": {"temperature": 0.35}}
+#: Image and audio defaults for model compressors (benchmarks/bench_bit_exact.py, tuned on
+#: its `tune` crops and clips): the model frozen once primed on the prompt, since one that
+#: learns from its own sample runs away into noise or copying; images sharpened to T 0.8
+#: (T 0.7-0.8 did best, 1.0 gave rougher rows).
+SIGNAL_MODEL_SETTINGS = {"image": {"temperature": 0.8, "frozen": True},
+                         "audio": {"frozen": True}}
 SAMPLES_DIR = Path("outputs") / "samples"
 
 
@@ -104,6 +110,8 @@ def _default_output(prompt: str, modality: str, compressor: str, settings: dict[
         parts.append(f"t{settings['temperature']:g}")
     if settings["top_k"] is not None:
         parts.append(f"k{settings['top_k']}")
+    if settings["frozen"]:
+        parts.append("frozen")
     SAMPLES_DIR.mkdir(parents=True, exist_ok=True)
     return SAMPLES_DIR / f"{'-'.join(parts)}-seed{settings['seed']}{SUFFIXES[modality]}"
 
@@ -138,10 +146,17 @@ def sample(
     beam_width: int = typer.Option(8, "--beam-width", help="Lookahead beam width."),
     temperature: float | None = typer.Option(None, "--temperature",
                                              help="0 = greedy (default 1; text with cm "
-                                                  "0.7, transformer(-cm) 0.35)."),
+                                                  "0.7, transformer(-cm) 0.35; images "
+                                                  "with a model compressor 0.8)."),
     top_k: int | None = typer.Option(None, "--top-k",
                                      help="Keep the k most likely (default all; text with "
                                           "cm 3)."),
+    frozen: bool | None = typer.Option(None, "--frozen/--learning",
+                                       help="Model compressors: draw from the model as the "
+                                            "prompt left it (default for images and "
+                                            "audio), or let it learn from its own sample, "
+                                            "the code-length distribution (default for "
+                                            "text).", show_default=False),
     copy_limit: int | None = typer.Option(None, "--copy-limit",
                                           help="Words sampler: longest verbatim copy of "
                                                f"the text, in bytes (default "
@@ -191,15 +206,22 @@ def sample(
     if modality == "image" and length is not None:
         raise UsageError("--length does not apply to images: the task sets what is generated")
     spec = compressor_spec(compressor_name)
-    text_defaults = TEXT_MODEL_SETTINGS.get(spec.name, {}) if modality == "text" else {}
+    defaults = {}
+    if spec.is_model:
+        defaults = (TEXT_MODEL_SETTINGS.get(spec.name, {}) if modality == "text"
+                    else SIGNAL_MODEL_SETTINGS[modality])
+    if frozen and not spec.is_model:
+        raise UsageError(f"--frozen applies to model compressors; {spec.name!r} has no "
+                         "model to freeze")
     if sampler is None:
         sampler = "words" if modality == "text" and not spec.is_model else "code-length"
     if sampler == "words" and modality != "text":
         raise UsageError("the words sampler continues text only")
     if copy_limit is not None and sampler != "words":
         raise UsageError("--copy-limit applies to the words sampler only")
-    temperature = text_defaults.get("temperature", 1.0) if temperature is None else temperature
-    top_k = text_defaults.get("top_k") if top_k is None else top_k
+    temperature = defaults.get("temperature", 1.0) if temperature is None else temperature
+    top_k = defaults.get("top_k") if top_k is None else top_k
+    frozen = defaults.get("frozen", False) if frozen is None else frozen
     if horizon is not None and horizon != 1 and sampler != "lookahead":
         raise UsageError("--horizon applies to the lookahead sampler only")
     if horizon is None:
@@ -219,7 +241,7 @@ def sample(
     compressor_name = spec.name  # an alias names its codec
     settings = {"sampler": sampler, "seed": seed, "horizon": horizon,
                 "beam_width": beam_width, "temperature": temperature, "top_k": top_k,
-                "length_unit": length_unit}
+                "length_unit": length_unit, "frozen": frozen}
     if sampler == "words":
         settings["copy_limit"] = DEFAULT_COPY_LIMIT if copy_limit is None else copy_limit
     output_path = Path(output) if output else _default_output(prompt, modality,
