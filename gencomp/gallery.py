@@ -210,7 +210,15 @@ def audio_continuation(compressor: Compressor, prompt: np.ndarray, length: int, 
     classical codec's cost per generated sample grows with the context: after a second of
     audio (16,000 samples) LZMA2 and PNG take half a second per sample. The paper's
     compressors see 2048-byte chunks; a recent window keeps the cost per sample bounded,
-    and the continuation one of what was just heard."""
+    and the continuation one of what was just heard. The exact sampler costs one model step
+    per sample whatever the context, so a model compressor continues the whole prompt in
+    one stretch (restarting it on the last `context` samples would also let a frozen model
+    learn from its own sample)."""
+    if sampler_used(compressor.name, sampler) == "exact":
+        continued = continue_audio(compressor, prompt, length, sampler=sampler, seed=seed,
+                                   **options)
+        report(length)
+        return continued
     samples = prompt
     for index, start in enumerate(range(0, length, AUDIO_SEGMENT)):
         count = min(AUDIO_SEGMENT, length - start)

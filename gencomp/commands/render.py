@@ -95,9 +95,10 @@ def render(
     audio_length: float = typer.Option(0.5, "--audio-length",
                                        help="Seconds of audio generated."),
     audio_context: int = typer.Option(512, "--audio-context",
-                                      help="Samples of audio each stretch of the "
-                                           "continuation follows (a codec's cost per sample "
-                                           "grows with them)."),
+                                      help="Samples of audio each stretch of a "
+                                           "classical codec's continuation follows (its "
+                                           "cost per sample grows with them; model "
+                                           "compressors continue the whole prompt)."),
     text_offset: int = typer.Option(None, "--text-offset",
                                     help="Where the text prompt starts (default: 0; "
                                          "2000000 in the default enwik8)."),
