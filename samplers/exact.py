@@ -8,8 +8,9 @@ the state on the prompt once, then draw a byte, feed it, repeat.
 Context window: a model compressor models data in chunks (2048 bytes as in the paper: its
 code lengths condition only on the bytes since the last chunk boundary), and a predictor may
 hold a bounded context (the Transformer's). The compressor's `context_window` is the smaller
-of the two. We keep as much of the prompt's end as lets the whole
-continuation fit in one window, as in the paper's setup (1948 prompt bytes + 100
+of the two (transformer-cm's is its chunk: its mixture slides the Transformer's window
+itself while cm reads everything, as its coding does). We keep as much of the prompt's end
+as lets the whole continuation fit in one window, as in the paper's setup (1948 prompt bytes + 100
 generated = 2048); there, exact sampling draws exactly the code-length distribution of
 `PredictiveCompressor`. A continuation longer than half a window keeps half a window of
 prompt, and whenever the window fills the state restarts on the last half window of

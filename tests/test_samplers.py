@@ -9,10 +9,16 @@ import pytest
 import torch
 
 from gencomp import available_compressors, get_compressor
-from gencomp.codecs.predictive import PredictiveCompressor, context_mixing
+from gencomp.codecs.predictive import (
+    MixedModel,
+    Mixture,
+    PredictiveCompressor,
+    context_mixing,
+)
 from gencomp.compressor import Compressor
 from gencomp.errors import UsageError
 from predictors.base import Predictor
+from predictors.cm_kernels import R_POS
 from predictors.transformer import TransformerConfig, TransformerModel, TransformerPredictor
 from samplers import sample_continuation
 from samplers.choice import choose
@@ -251,6 +257,29 @@ def test_frozen_sampling_draws_from_the_model_the_prompt_left() -> None:
         sample_continuation(get_compressor("gzip"), prompt, 4, frozen=True)
 
 
+def test_a_mixture_slides_its_windowed_predictor_and_keeps_the_rest() -> None:
+    """A Transformer of 24 bytes mixed with cm: past the window the Transformer restarts on
+    the last 12 bytes, as stepping a fresh one on them gives, while cm reads on from the
+    first byte; the mixture, and so the sampler, holds any length."""
+    torch.manual_seed(0)
+    config = TransformerConfig(embedding_dim=16, num_layers=1, num_heads=2, context_length=24)
+    transformer = TransformerPredictor(TransformerModel(config))
+    model = MixedModel(transformer, context_mixing().predictor, lambda: Mixture(1 / 512, 2))
+    text = np.frombuffer(PROMPT, dtype=np.uint8)[None, :]
+    state, _ = model.start(1)
+    model.prime(state, text)
+    assert state.second_state[0].registers[R_POS] == len(PROMPT)
+    fresh, first = transformer.start(1)
+    first = transformer.prime(fresh, text[:, len(PROMPT) - state.first_fed:])
+    np.testing.assert_array_equal(state.first, first)
+    compressor = PredictiveCompressor(transformer, None, mix="cm-signals",
+                                      companion=context_mixing().predictor)
+    assert compressor.context_window is None
+    sample = sample_continuation(compressor, PROMPT, 60, "exact", seed=2)
+    assert len(sample) == 60 and sample == sample_continuation(compressor, PROMPT, 60,
+                                                               "exact", seed=2)
+
+
 def test_a_frozen_mixture_keeps_its_weights() -> None:
     """transformer-cm's sampling model: frozen, neither the mixture's weight nor cm's
     arrays move as bytes are fed."""
@@ -258,9 +287,10 @@ def test_a_frozen_mixture_keeps_its_weights() -> None:
     state, _ = model.start(1)
     model.prime(state, np.frombuffer(PROMPT, dtype=np.uint8)[None, :])
     model.freeze(state)
-    weight, maps = state[2][0].weight, state[1][0].maps.copy()
+    weight, maps = state.mixtures[0].weight, state.second_state[0].maps.copy()
     model.prime(state, np.frombuffer(b"the cat", dtype=np.uint8)[None, :])
-    assert state[2][0].weight == weight and np.array_equal(state[1][0].maps, maps)
+    assert state.mixtures[0].weight == weight
+    assert np.array_equal(state.second_state[0].maps, maps)
 
 
 # --- lookahead --------------------------------------------------------------------------

@@ -61,6 +61,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -439,38 +440,71 @@ class Mixture:
         return mixed
 
 
+@dataclass
+class MixedState:
+    """What `MixedModel` keeps per batch: each predictor's state and last distributions,
+    one mixture per sequence, and the last bytes fed (for the first predictor's window)."""
+
+    first_state: Any
+    second_state: Any
+    mixtures: list[Mixture]
+    first: np.ndarray
+    second: np.ndarray
+    recent: np.ndarray
+    first_fed: int = 0
+    learning: bool = True
+
+
 class MixedModel:
     """Two predictors' next-byte distributions mixed as `Mixture` mixes them in coding, as
     a `NextByteModel` (what the exact sampler steps): each step first lets the mixture
-    learn from what both gave the byte that came (until `freeze`)."""
+    learn from what both gave the byte that came (until `freeze`). A first predictor with
+    a bounded context (the Transformer's window) restarts on the last half of it when it
+    fills, while the second and the mixture carry on, as streaming coding's windows do; so
+    the mixture itself holds any length."""
 
     def __init__(self, first: Predictor, second: Predictor,
                  new_mixture: Callable[[], Mixture]) -> None:
         self.first, self.second, self.new_mixture = first, second, new_mixture
+        self.window = first.context_length
 
-    def start(self, batch_size: int) -> tuple[list[Any], np.ndarray]:
+    def start(self, batch_size: int) -> tuple[MixedState, np.ndarray]:
         first_state, first = self.first.start(batch_size)
         second_state, second = self.second.start(batch_size)
-        mixtures = [self.new_mixture() for _ in range(batch_size)]
-        state = [first_state, second_state, mixtures, first, second, True]  # True: learning
+        state = MixedState(first_state, second_state,
+                           [self.new_mixture() for _ in range(batch_size)], first, second,
+                           np.zeros((batch_size, 0), dtype=np.uint8))
         return state, self._mixed(state)
 
-    def freeze(self, state: list[Any]) -> None:
+    def freeze(self, state: MixedState) -> None:
         """Both predictors and the mixture's weights stop learning."""
-        self.first.freeze(state[0])
-        self.second.freeze(state[1])
-        state[5] = False
+        self.first.freeze(state.first_state)
+        self.second.freeze(state.second_state)
+        state.learning = False
 
-    def step(self, state: list[Any], symbols: np.ndarray) -> np.ndarray:
-        first_state, second_state, mixtures, first, second, learning = state
-        if learning:
-            for row, symbol in enumerate(np.asarray(symbols, dtype=np.uint8)):
-                mixtures[row].learn(first[row, symbol], second[row, symbol])
-        state[3] = self.first.step(first_state, symbols)
-        state[4] = self.second.step(second_state, symbols)
+    def step(self, state: MixedState, symbols: np.ndarray) -> np.ndarray:
+        symbols = np.asarray(symbols, dtype=np.uint8)
+        if state.learning:
+            for row, symbol in enumerate(symbols):
+                state.mixtures[row].learn(state.first[row, symbol], state.second[row, symbol])
+        state.second = self.second.step(state.second_state, symbols)
+        if self.window is not None:
+            state.recent = np.concatenate([state.recent, symbols[:, None]],
+                                          axis=1)[:, -self.window:]
+        # A sequence fed n bytes gives the distribution of byte n + 1, so n < window.
+        if self.window is not None and state.first_fed + 1 >= self.window:
+            keep = self.window // 2
+            state.first_state, _ = self.first.start(len(symbols))
+            state.first = self.first.prime(state.first_state, state.recent[:, -keep:])
+            if not state.learning:
+                self.first.freeze(state.first_state)
+            state.first_fed = keep
+        else:
+            state.first = self.first.step(state.first_state, symbols)
+            state.first_fed += 1
         return self._mixed(state)
 
-    def prime(self, state: list[Any], context: np.ndarray) -> np.ndarray:
+    def prime(self, state: MixedState, context: np.ndarray) -> np.ndarray:
         if context.shape[1] == 0:
             raise ValueError("prime needs at least one context byte")
         for column in range(context.shape[1]):
@@ -478,10 +512,9 @@ class MixedModel:
         return mixed
 
     @staticmethod
-    def _mixed(state: list[Any]) -> np.ndarray:
-        _, _, mixtures, first, second, _ = state
-        return np.stack([mixture.mix(first[row], second[row])
-                         for row, mixture in enumerate(mixtures)])
+    def _mixed(state: MixedState) -> np.ndarray:
+        return np.stack([mixture.mix(state.first[row], state.second[row])
+                         for row, mixture in enumerate(state.mixtures)])
 
 
 class PredictiveCompressor(ModelCompressor):
@@ -560,6 +593,14 @@ class PredictiveCompressor(ModelCompressor):
         return PredictiveCompressor(self.predictor, chunk_size, self.batch_size, self.name,
                                     self.predictor_params, workers=self.workers,
                                     stride=self.stride, mix=self.mix, companion=companion)
+
+    @property
+    def context_window(self) -> int | None:
+        """With a companion, the chunk: the mixture slides the Transformer's window itself
+        (`MixedModel`), and its companion conditions on the whole chunk, as coding does."""
+        if self.companion is None:
+            return super().context_window
+        return self.chunk_size
 
     @property
     def next_byte_model(self) -> Predictor | MixedModel:
