@@ -297,7 +297,7 @@ def run_job(job: Job, settings: GallerySettings, prompt: Any, compressor: Compre
     options = {"sampler": job.sampler, "seed": settings.seed, "horizon": settings.horizon,
                "temperature": settings.temperature, "length_unit": settings.length_unit,
                "frozen": (settings.frozen and job.modality != "text"
-                          and compressor_spec(job.compressor).is_model),
+                          and sampler_used(job.compressor, job.sampler) == "exact"),
                "report": report}
     started, started_cpu = time.perf_counter(), time.process_time()
     if job.modality == "image":

@@ -88,21 +88,24 @@ def test_image_rows_and_patch(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_model_compressors_sample_images_frozen_unless_asked(
         tmp_path: Path, text_prompt: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Images from a model compressor: frozen at T 0.8 by default, learning with
-    --learning; text keeps learning (the code-length distribution)."""
+    --learning; text keeps learning (the code-length distribution), and so does a sampler
+    other than the exact one, which cannot freeze."""
     pixels = (np.arange(8 * 16).reshape(8, 16) * 7 % 256).astype(np.uint8)
     prompt = tmp_path / "tiny.png"
     Image.fromarray(pixels).save(prompt)
     recorded = {}
     for label, extra, modality, source in (
             ("image", [], "image", prompt), ("learning", ["--learning"], "image", prompt),
-            ("text", ["--length", "3"], "text", text_prompt)):
+            ("text", ["--length", "3"], "text", text_prompt),
+            ("lookahead", ["--sampler", "lookahead", "--crop", "0,0,8,2"], "image", prompt)):
         output = tmp_path / f"{label}.out"
         code, _, err = run(["sample", "-c", "cm", "--prompt", str(source), "--modality",
                             modality, *extra, "-o", str(output)], capsys)
         assert code == 0, err
         record = json.loads(output.with_name(output.name + ".json").read_text())
         recorded[label] = (record["frozen"], record["temperature"])
-    assert recorded == {"image": (True, 0.8), "learning": (False, 0.8), "text": (False, 0.7)}
+    assert recorded == {"image": (True, 0.8), "learning": (False, 0.8), "text": (False, 0.7),
+                        "lookahead": (False, 0.8)}
 
 
 def test_audio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

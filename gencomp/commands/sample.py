@@ -221,7 +221,8 @@ def sample(
         raise UsageError("--copy-limit applies to the words sampler only")
     temperature = defaults.get("temperature", 1.0) if temperature is None else temperature
     top_k = defaults.get("top_k") if top_k is None else top_k
-    frozen = defaults.get("frozen", False) if frozen is None else frozen
+    if frozen is None:  # a default only where the exact sampler runs (it alone can freeze)
+        frozen = defaults.get("frozen", False) and sampler in ("code-length", "exact")
     if horizon is not None and horizon != 1 and sampler != "lookahead":
         raise UsageError("--horizon applies to the lookahead sampler only")
     if horizon is None:
