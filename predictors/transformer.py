@@ -250,6 +250,22 @@ class TransformerPredictor(Predictor):
     def step(self, state: KVCache | KernelState, symbols: np.ndarray) -> np.ndarray:
         return self._distribution(symbols, state)
 
+    def prime(self, state: KVCache | KernelState, context: np.ndarray) -> np.ndarray:
+        """With the kernels, each sequence's context in one call (`extend_sequence`), the
+        bits stepping it gives."""
+        if not isinstance(state, KernelState) or context.shape[1] == 0:
+            return super().prime(state, context)
+        self._check_room(state.position + context.shape[1] - 1)
+        last = np.empty((context.shape[0], 256))
+        for row, tokens in enumerate(np.asarray(context, dtype=np.int64)):
+            rows = np.empty((len(tokens), 256))
+            transformer_kernels.extend_sequence(self._kernel_weights, state.cache, row,
+                                                np.ascontiguousarray(tokens), state.position,
+                                                rows)
+            last[row] = rows[-1]
+        state.position += context.shape[1]
+        return last
+
     def sequence_distributions(self, sequence: bytes) -> np.ndarray:
         if self.engine != "kernels":
             return super().sequence_distributions(sequence)

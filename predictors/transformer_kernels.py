@@ -723,29 +723,43 @@ def step_batch(weights, cache, tokens, position, out):
 
 
 @_kernel
-def score_sequence(weights, inputs, out):
-    """out[t] (float64, 256): the distribution after feeding inputs[0 … t] to a fresh
-    sequence, what `step_batch` gives at positions 0 … len−1, in one call.
+def extend_sequence(weights, cache, sequence, inputs, start, out):
+    """Feed inputs[0 … n−1] at positions start … start+n−1 of sequence `sequence` of
+    `cache`; out[t] (float64, 256): the distribution after inputs[t], what `step_batch`
+    gives stepping them one by one, in one call.
 
     The same per-position computations in another loop order: layer by layer, every
-    position's products at once, and within a layer head by head over the positions,
-    QUERY_BLOCK at a time, so one head's keys and values stay in the CPU's cache."""
+    position's products at once, and within a layer head by head over the positions, up
+    to QUERY_BLOCK at a time (rows whose counts share a BLOCK), so one head's keys and
+    values stay in the CPU's cache."""
     length, dim = inputs.shape[0], weights.qkv.shape[1]
     layers, num_heads = weights.qkv.shape[0], weights.num_heads
     head_dim = dim // num_heads
-    cache = allocate_cache(weights, 1)
     scratch = _allocate_scratch(weights, length, QUERY_BLOCK)
     h = _zeros(length, dim)
-    _embed(weights, inputs, np.arange(length), h)
+    _embed(weights, inputs, np.arange(start, start + length), h)
     for layer in range(layers):
         _project_qkv(weights, layer, h, scratch.qkv)
         for head in range(num_heads):
-            keys, values = cache.keys[0, layer, head], cache.values[0, layer, head]
-            for first in range(0, length, QUERY_BLOCK):
-                queries = min(QUERY_BLOCK, length - first)
-                for position in range(first, first + queries):
-                    _store_key_value(scratch.qkv[position], cache, 0, layer, head, position)
-                _attend(scratch.qkv, first, queries, head * head_dim, keys, values, first + 1,
-                        cache.value_floors[0, layer, head], scratch, scratch.attended)
+            keys = cache.keys[sequence, layer, head]
+            values = cache.values[sequence, layer, head]
+            for row in range(length):
+                _store_key_value(scratch.qkv[row], cache, sequence, layer, head, start + row)
+            first = 0
+            while first < length:
+                count = start + first + 1
+                block_end = (count + BLOCK - 1) // BLOCK * BLOCK
+                queries = min(QUERY_BLOCK, length - first, block_end - count + 1)
+                _attend(scratch.qkv, first, queries, head * head_dim, keys, values, count,
+                        cache.value_floors[sequence, layer, head], scratch, scratch.attended)
+                first += queries
         _finish_layer(weights, layer, h, scratch)
     _predict(weights, h, scratch, out)
+
+
+@_kernel
+def score_sequence(weights, inputs, out):
+    """out[t] (float64, 256): the distribution after feeding inputs[0 … t] to a fresh
+    sequence, what `step_batch` gives at positions 0 … len−1, in one call
+    (`extend_sequence` of a fresh cache)."""
+    extend_sequence(weights, allocate_cache(weights, 1), 0, inputs, 0, out)

@@ -104,6 +104,29 @@ def test_scoring_a_whole_sequence_equals_stepping_it_in_any_batch(data: st.DataO
     assert np.array_equal(whole, stepped_distributions(predictor, sequences, row))
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_priming_in_pieces_equals_stepping(data: st.DataObject) -> None:
+    """`prime` feeds each sequence's context in one kernel call from wherever its cache
+    stands (pieces that start and end anywhere in a 64-key block): the distributions after
+    it, and after a step that follows, are the steps' bits."""
+    config = data.draw(st.sampled_from([TINY, ODD]))
+    predictor = PREDICTORS[config]
+    cuts = sorted(data.draw(st.lists(st.integers(1, config.context_length - 2),
+                                     min_size=1, max_size=3, unique=True)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    context = rng.integers(0, 256, (2, cuts[-1]), dtype=np.uint8)
+    primed, _ = predictor.start(2)
+    for low, high in zip([0, *cuts[:-1]], cuts, strict=True):
+        after_prime = predictor.prime(primed, context[:, low:high])
+    stepped, _ = predictor.start(2)
+    for column in range(context.shape[1]):
+        after_steps = predictor.step(stepped, context[:, column])
+    assert np.array_equal(after_prime, after_steps)
+    following = np.array([7, 200], dtype=np.uint8)
+    assert np.array_equal(predictor.step(primed, following), predictor.step(stepped, following))
+
+
 def test_products_round_every_operation_no_fused_multiply_add() -> None:
     """Each output is ((x0·m0 + x1·m1) + …) with every product and sum rounded to float32:
     what numpy computes one operation at a time. A compiler that fused a multiply and an add
