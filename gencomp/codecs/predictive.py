@@ -397,20 +397,25 @@ MIXES = {
 }
 
 
-def mix_companion(mix: str | None, chunk_size: int | None, width: int | None = None
-                  ) -> Predictor | None:
-    """The model `mix` names, sized for chunks of `chunk_size` (None: a stream), with its
-    numeric models reading images `width` wide (default: the paper's rule for a chunk, or
-    the record period of a stream)."""
-    if mix is None:
-        return None
+def cm_predictor(chunk_size: int | None, signals: bool, width: int | None = None
+                 ) -> Predictor:
+    """cm sized for chunks of `chunk_size` (None: a stream); with `signals`, its numeric
+    models read images `width` wide, by default by the paper's rule for a chunk (the
+    closest factors of its length, what PNG gets in compress-bench) or, streaming, at the
+    period the record model detects."""
     from predictors.cm import ContextMixingPredictor, table_bits_for
 
-    if mix == "cm":
-        return ContextMixingPredictor(table_bits_for(chunk_size))
     if width is None:
         width = closest_factors(chunk_size)[1] if chunk_size else 0
-    return ContextMixingPredictor(table_bits_for(chunk_size), True, width)
+    return ContextMixingPredictor(table_bits_for(chunk_size), signals, width)
+
+
+def mix_companion(mix: str | None, chunk_size: int | None, width: int | None = None
+                  ) -> Predictor | None:
+    """The model `mix` names, sized for chunks of `chunk_size` (`cm_predictor`)."""
+    if mix is None:
+        return None
+    return cm_predictor(chunk_size, mix == "cm-signals", width)
 
 
 class Mixture:
@@ -927,14 +932,9 @@ class ContextMixingCompressor(ModelCompressor):
                 f"has {self.predictor.fingerprint} (other settings, or another version)")
 
     def _predictor(self, chunk_size: int | None, signals: bool) -> Predictor:
-        """The model for chunks of `chunk_size` (None: a stream). Its numeric models read
-        images at `width`, or by the paper's rule for a chunk (the closest factors of its
-        length, what PNG gets in compress-bench), or, streaming, at the period the record
-        model detects."""
-        from predictors.cm import ContextMixingPredictor, table_bits_for
-
-        width = self.width or (closest_factors(chunk_size)[1] if chunk_size else 0)
-        return ContextMixingPredictor(table_bits_for(chunk_size), signals, width)
+        """The model for chunks of `chunk_size` (None: a stream), reading images at
+        `width` if given (`cm_predictor`)."""
+        return cm_predictor(chunk_size, signals, self.width)
 
     @property
     def params(self) -> dict[str, Any]:
