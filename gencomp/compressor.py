@@ -82,6 +82,63 @@ class NextByteModel(Protocol):
         ...
 
 
+@dataclass
+class WindowState:
+    """A `SlidingWindow`'s state: the model's, the last bytes fed (up to a window), how
+    many the model has been fed since it started, and whether it is frozen."""
+
+    inner: Any
+    recent: np.ndarray
+    fed: int = 0
+    frozen: bool = False
+
+
+class SlidingWindow:
+    """A `NextByteModel` conditioned on at most `window` bytes: once a sequence has been
+    fed window − 1 bytes (fed n, a model gives the distribution of byte n + 1, so n <
+    window), the model restarts on the last half window (frozen again if it was). The exact
+    sampler slides a compressor's chunk or context so, and transformer-cm's mixture the
+    Transformer's window."""
+
+    def __init__(self, model: NextByteModel, window: int) -> None:
+        self.model, self.window = model, window
+
+    def start(self, batch_size: int) -> tuple[WindowState, np.ndarray]:
+        inner, probabilities = self.model.start(batch_size)
+        return WindowState(inner, np.zeros((batch_size, 0), dtype=np.uint8)), probabilities
+
+    def prime(self, state: WindowState, context: np.ndarray) -> np.ndarray:
+        if state.fed + context.shape[1] >= self.window:
+            probabilities = None
+            for column in range(context.shape[1]):
+                probabilities = self.step(state, context[:, column])
+            if probabilities is None:
+                raise ValueError("prime needs at least one context byte")
+            return probabilities
+        probabilities = self.model.prime(state.inner, context)
+        state.recent = np.concatenate([state.recent, context], axis=1)[:, -self.window:]
+        state.fed += context.shape[1]
+        return probabilities
+
+    def step(self, state: WindowState, symbols: np.ndarray) -> np.ndarray:
+        symbols = np.asarray(symbols, dtype=np.uint8)
+        state.recent = np.concatenate([state.recent, symbols[:, None]], axis=1)[:, -self.window:]
+        if state.fed + 1 < self.window:
+            state.fed += 1
+            return self.model.step(state.inner, symbols)
+        keep = self.window // 2
+        state.inner, _ = self.model.start(len(symbols))
+        probabilities = self.model.prime(state.inner, state.recent[:, -keep:])
+        if state.frozen:
+            self.model.freeze(state.inner)
+        state.fed = keep
+        return probabilities
+
+    def freeze(self, state: WindowState) -> None:
+        self.model.freeze(state.inner)
+        state.frozen = True
+
+
 class Compressor(ABC):
     """A lossless compressor that also reports its code lengths.
 

@@ -10,11 +10,11 @@ code lengths condition only on the bytes since the last chunk boundary), and a p
 hold a bounded context (the Transformer's). The compressor's `context_window` is the smaller
 of the two (transformer-cm's is its chunk: its mixture slides the Transformer's window
 itself while cm reads everything, as its coding does). We keep as much of the prompt's end
-as lets the whole continuation fit in one window, as in the paper's setup (1948 prompt bytes + 100
-generated = 2048); there, exact sampling draws exactly the code-length distribution of
-`PredictiveCompressor`. A continuation longer than half a window keeps half a window of
-prompt, and whenever the window fills the state restarts on the last half window of
-text (a sliding window, where the compressor would start a fresh chunk).
+as lets the whole continuation fit in one window, as in the paper's setup (1948 prompt
+bytes + 100 generated = 2048); there, exact sampling draws exactly the code-length
+distribution of `PredictiveCompressor`. A continuation longer than half a window keeps
+half a window of prompt, and whenever the window fills the state restarts on the last
+half window of text (`SlidingWindow`, where the compressor would start a fresh chunk).
 
 Frozen. An adaptive model (cm, and the mixture weights of transformer-cm) learns from every
 byte it is fed, its own samples included, and that feedback runs away: a noisy stretch
@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gencomp.compressor import NextByteModel
+from gencomp.compressor import NextByteModel, SlidingWindow
 from samplers.choice import choose
 
 
@@ -45,41 +45,26 @@ def kept_prompt(prompt: bytes, length: int, window: int | None) -> bytes:
     return prompt[len(prompt) - keep:]
 
 
-def _restart(predictor: NextByteModel, text: bytes, frozen: bool
-             ) -> tuple[object, np.ndarray]:
-    state, probabilities = predictor.start(1)
-    if text:
-        probabilities = predictor.prime(state, np.frombuffer(text, dtype=np.uint8)[None, :])
-    if frozen:
-        predictor.freeze(state)
-    return state, probabilities
-
-
 def sample_exact(predictor: NextByteModel, prompt: bytes, length: int, *, window: int | None,
                  temperature: float, top_k: int | None, rng: np.random.Generator,
                  advance: Callable[[int], None], frozen: bool = False) -> bytes:
     """`length` bytes drawn from the predictor's next-byte distributions, conditioned on
     at most `window` bytes; `frozen`: by the model as the prompt left it (see the module
     doc)."""
-    text = bytearray(kept_prompt(prompt, length, window))
-    state, probabilities = _restart(predictor, bytes(text), frozen)
-    fed = len(text)
+    text = kept_prompt(prompt, length, window)
+    model = predictor if window is None else SlidingWindow(predictor, window)
+    state, probabilities = model.start(1)
+    if text:
+        probabilities = model.prime(state, np.frombuffer(text, dtype=np.uint8)[None, :])
+    if frozen:
+        model.freeze(state)
     generated = bytearray()
     while len(generated) < length:
         with np.errstate(divide="ignore"):
             cost = -np.log2(probabilities[0])
         symbol = choose(cost, temperature, top_k, rng)
         generated.append(symbol)
-        text.append(symbol)
         advance(1)
-        if len(generated) == length:
-            break
-        # A sequence fed n bytes gives the distribution of byte n + 1, so n < window.
-        if window is not None and fed + 1 >= window:
-            state, probabilities = _restart(predictor, bytes(text[len(text) - window // 2:]),
-                                            frozen)
-            fed = window // 2
-        else:
-            probabilities = predictor.step(state, np.array([symbol], dtype=np.uint8))
-            fed += 1
+        if len(generated) < length:
+            probabilities = model.step(state, np.array([symbol], dtype=np.uint8))
     return bytes(generated)

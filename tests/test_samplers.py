@@ -270,7 +270,7 @@ def test_a_mixture_slides_its_windowed_predictor_and_keeps_the_rest() -> None:
     model.prime(state, text)
     assert state.second_state[0].registers[R_POS] == len(PROMPT)
     fresh, first = transformer.start(1)
-    first = transformer.prime(fresh, text[:, len(PROMPT) - state.first_fed:])
+    first = transformer.prime(fresh, text[:, len(PROMPT) - state.first_state.fed:])
     np.testing.assert_array_equal(state.first, first)
     compressor = PredictiveCompressor(transformer, None, mix="cm-signals",
                                       companion=context_mixing().predictor)

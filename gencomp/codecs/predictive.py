@@ -70,6 +70,7 @@ from gencomp import arithmetic, varints
 from gencomp.compressor import (
     DECODE_PIECE_BYTES,
     Compressor,
+    SlidingWindow,
     available_compressors,
     check_int_range,
     get_compressor,
@@ -448,15 +449,13 @@ class Mixture:
 @dataclass
 class MixedState:
     """What `MixedModel` keeps per batch: each predictor's state and last distributions,
-    one mixture per sequence, and the last bytes fed (for the first predictor's window)."""
+    and one mixture per sequence."""
 
     first_state: Any
     second_state: Any
     mixtures: list[Mixture]
     first: np.ndarray
     second: np.ndarray
-    recent: np.ndarray
-    first_fed: int = 0
     learning: bool = True
 
 
@@ -464,21 +463,21 @@ class MixedModel:
     """Two predictors' next-byte distributions mixed as `Mixture` mixes them in coding, as
     a `NextByteModel` (what the exact sampler steps): each step first lets the mixture
     learn from what both gave the byte that came (until `freeze`). A first predictor with
-    a bounded context (the Transformer's window) restarts on the last half of it when it
-    fills, while the second and the mixture carry on, as streaming coding's windows do; so
-    the mixture itself holds any length."""
+    a bounded context (the Transformer's window) slides (`SlidingWindow`) while the second
+    and the mixture carry on, as streaming coding's windows do; so the mixture itself holds
+    any length."""
 
     def __init__(self, first: Predictor, second: Predictor,
                  new_mixture: Callable[[], Mixture]) -> None:
-        self.first, self.second, self.new_mixture = first, second, new_mixture
-        self.window = first.context_length
+        window = first.context_length
+        self.first = first if window is None else SlidingWindow(first, window)
+        self.second, self.new_mixture = second, new_mixture
 
     def start(self, batch_size: int) -> tuple[MixedState, np.ndarray]:
         first_state, first = self.first.start(batch_size)
         second_state, second = self.second.start(batch_size)
         state = MixedState(first_state, second_state,
-                           [self.new_mixture() for _ in range(batch_size)], first, second,
-                           np.zeros((batch_size, 0), dtype=np.uint8))
+                           [self.new_mixture() for _ in range(batch_size)], first, second)
         return state, self._mixed(state)
 
     def freeze(self, state: MixedState) -> None:
@@ -492,21 +491,8 @@ class MixedModel:
         if state.learning:
             for row, symbol in enumerate(symbols):
                 state.mixtures[row].learn(state.first[row, symbol], state.second[row, symbol])
+        state.first = self.first.step(state.first_state, symbols)
         state.second = self.second.step(state.second_state, symbols)
-        if self.window is not None:
-            state.recent = np.concatenate([state.recent, symbols[:, None]],
-                                          axis=1)[:, -self.window:]
-        # A sequence fed n bytes gives the distribution of byte n + 1, so n < window.
-        if self.window is not None and state.first_fed + 1 >= self.window:
-            keep = self.window // 2
-            state.first_state, _ = self.first.start(len(symbols))
-            state.first = self.first.prime(state.first_state, state.recent[:, -keep:])
-            if not state.learning:
-                self.first.freeze(state.first_state)
-            state.first_fed = keep
-        else:
-            state.first = self.first.step(state.first_state, symbols)
-            state.first_fed += 1
         return self._mixed(state)
 
     def prime(self, state: MixedState, context: np.ndarray) -> np.ndarray:
