@@ -10,9 +10,14 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def shared_data_dir() -> Path:
+def configured_data_dir() -> Path:
+    """$GENCOMP_DATA, else ../shared/data beside the checkout (whether or not it is there)."""
     configured = os.environ.get("GENCOMP_DATA")
-    directory = Path(configured) if configured else REPO_ROOT.parent / "shared" / "data"
+    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "data"
+
+
+def shared_data_dir() -> Path:
+    directory = configured_data_dir()
     if not (directory / "text").is_dir():
         raise RuntimeError(f"the shared data folder is missing: {directory} (set GENCOMP_DATA)")
     return directory

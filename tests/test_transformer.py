@@ -22,9 +22,11 @@ from predictors.transformer import (
     load_pretrained,
     save_checkpoint,
 )
+from tests.conftest import configured_data_dir
 
 TINY = TransformerConfig(embedding_dim=16, num_layers=2, num_heads=4, context_length=64)
-ENWIK8 = Path(__file__).resolve().parents[1] / "../shared/data/text/enwik8_first_4154400_bytes"
+
+ENWIK8 = configured_data_dir() / "text" / "enwik8_first_4154400_bytes"
 
 
 def random_model(config: TransformerConfig = TINY, seed: int = 0) -> TransformerModel:
