@@ -99,7 +99,9 @@ ORDER0, ORDER1 = 0, 1
 #: back (a sparse context, for binary data); the high nibbles of the last two bytes (a
 #: coarse one, that generalises over noisy data and character classes); and two record
 #: contexts (the byte one record back, with the byte two records back or with the
-#: previous byte), for tables and images whose rows repeat at a period.
+#: previous byte), for tables and images whose rows repeat at a period: the period the
+#: record model detects, or with version 2 of the numeric models the row width they read
+#: images at (a 2 KB patch is too short for a period to be detected in).
 HASHED_ORDERS = (2, 3, 4, 6)
 NUM_HASHED = len(HASHED_ORDERS) + 5
 FIRST_HASHED = 2
@@ -251,7 +253,7 @@ R_MATCH_PTR, R_MATCH_LEN, R_MATCH_BYTE = 6, 7, 8
 R_TABLE_BITS, R_APM1_BITS, R_MATCH_TABLE, R_MATCH_MASK = 9, 10, 11, 12
 R_RECORD, R_CANDIDATE1, R_VOTES1, R_CANDIDATE2, R_VOTES2 = 13, 14, 15, 16, 17
 R_P_MIX, R_APM0, R_APM1, R_MATCH_CTX, R_SEEN_SET, R_RATE = 18, 19, 20, 21, 22, 23
-R_SIGNALS, R_WIDTH = 24, 25                     # numeric models on; the row width (0: the record's)
+R_SIGNALS, R_WIDTH = 24, 25                     # numeric models' version; row width
 R_MU = 26                                       # per signal: its predicted value
 R_LEVEL = R_MU + NUM_SIGNALS                    # … its θ level (0: no prediction)
 R_ACTIVITY = R_LEVEL + NUM_SIGNALS              # … the activity context it was made in
@@ -281,11 +283,11 @@ def model_bytes(table_bits: int) -> int:
             + 4 * (M_APM + 33 * apm_rows + (1 << (table_bits - 2))) + 8 * NUM_REGISTERS)
 
 
-def new_model(table_bits: int, capacity: int, signals: bool = False, width: int = 0
+def new_model(table_bits: int, capacity: int, signals: int = 0, width: int = 0
               ) -> CMModel:
     """A model that has seen nothing, of size `table_bits` (see MIN_TABLE_BITS), with room
-    for `capacity` bytes of history; `signals` adds the numeric models, which read images
-    at row `width` (0: the period the record model detects)."""
+    for `capacity` bytes of history; `signals` (a version, 0: none) adds the numeric
+    models, which read images at row `width` (0: the period the record model detects)."""
     apm1_bits = _apm1_bits(table_bits)
     match_table = M_APM + 33 * (256 + (256 << apm1_bits) + SIGNAL_APM_ROWS)
     maps = np.zeros(match_table + (1 << (table_bits - 2)), dtype=np.int32)
@@ -718,6 +720,8 @@ def begin_byte(tables, maps, registers, history):
     registers[R_HASHES + k + 1] = _combine(10, c4 & 0xFF00)
     registers[R_HASHES + k + 2] = _combine(11, c4 & 0xF0F0)
     position, period = registers[R_POS], registers[R_RECORD]
+    if registers[R_SIGNALS] >= 2 and registers[R_WIDTH] > 1:
+        period = registers[R_WIDTH]
     above = history[position - period] if 0 < period <= position else 0
     above2 = history[position - 2 * period] if 0 < 2 * period <= position else 0
     registers[R_HASHES + k + 3] = _combine(_combine(12, period), above | (above2 << 8))

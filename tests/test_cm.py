@@ -13,11 +13,16 @@ import numpy as np
 import pytest
 
 from gencomp import get_compressor
-from gencomp.codecs.predictive import ContextMixingCompressor, parse_payload
+from gencomp.codecs.predictive import ContextMixingCompressor, mix_companion, parse_payload
 from gencomp.container import unpack
 from gencomp.datasets import DataLocations, load_chunks
 from gencomp.errors import ContainerError, ModelMismatchError, TruncatedError, UsageError
-from predictors.cm import ContextMixingPredictor, table_bits_for
+from predictors.cm import (
+    SIGNALS_VERSION,
+    SIGNALS_VERSIONS,
+    ContextMixingPredictor,
+    table_bits_for,
+)
 from predictors.cm_kernels import SQUASH, STRETCH
 
 DATA = Path(__file__).parent / "data"
@@ -77,19 +82,38 @@ def synthetic_signals() -> bytes:
 
 
 @pytest.mark.parametrize(("signals", "pinned_name", "data"), [
-    (False, "cm_algorithm2.payload", synthetic_input()),
-    (True, "cm_algorithm2_signals.payload", synthetic_signals()),
-], ids=["text-only", "numeric models"])
-def test_payloads_are_pinned(signals: bool, pinned_name: str, data: bytes) -> None:
+    (0, "cm_algorithm2.payload", synthetic_input()),
+    (1, "cm_algorithm2_signals.payload", synthetic_signals()),
+    (2, "cm_algorithm2_signals2.payload", synthetic_signals()),
+], ids=["text-only", "numeric models 1", "numeric models 2"])
+def test_payloads_are_pinned(signals: int, pinned_name: str, data: bytes) -> None:
     """The same bytes on every run and machine: integers only. The pinned payloads were
-    made by these models; if the arithmetic changes, ALGORITHM_VERSION must change with
-    it. The text-only model's payloads, made before the numeric models came, decode with
-    the default cm, which has them."""
+    made by these models; if the arithmetic changes, ALGORITHM_VERSION (or the numeric
+    models' version) must change with it. Payloads of the text-only model and of every
+    version of the numeric models decode with the default cm, which has the newest."""
     pinned = (DATA / pinned_name).read_bytes()
-    compressor = (get_compressor("cm", chunk_size=2048) if signals
-                  else get_compressor("cm", signals=False))
+    compressor = get_compressor("cm", signals=False)  # the text-only model streams
+    if signals:
+        compressor = ContextMixingCompressor(2048)
+        compressor.predictor = compressor._predictor(2048, signals)  # maybe an earlier one
     assert compressor.compress(data) == pinned
     assert get_compressor("cm").decompress(pinned) == data
+    if signals == SIGNALS_VERSION:
+        assert get_compressor("cm", chunk_size=2048).compress(data) == pinned
+
+
+def test_transformer_cm_payloads_of_the_first_numeric_models_still_decode() -> None:
+    """transformer-cm's companion is cm with the newest numeric models; a payload its
+    first version made decodes with the default compressor, one of neither is refused."""
+    data = synthetic_signals()[:600]
+    current = get_compressor("transformer-cm", chunk_size=2048)
+    older = current._with_companion(2048, mix_companion("cm-signals", 2048, signals=1))
+    payload = older.compress(data)
+    assert payload != current.compress(data)
+    assert get_compressor("transformer-cm").decompress(payload) == data
+    text_only = current._with_companion(2048, mix_companion("cm", 2048))
+    with pytest.raises(ModelMismatchError):
+        current.decompress(text_only.compress(data))
 
 
 def test_numeric_models_beat_png_and_flac_on_real_patches_and_speech(data_dir: Path) -> None:
@@ -102,15 +126,17 @@ def test_numeric_models_beat_png_and_flac_on_real_patches_and_speech(data_dir: P
         rates = {compressor.name: 100 * sum(len(compressor.compress(chunk)) for chunk in chunks)
                  / sum(map(len, chunks)) for compressor in (cm, get_compressor(codec))}
         assert rates["cm"] < rates[codec] - margin, rates
+    # On text they cost little: the record contexts that version 2 reads at the row width
+    # (64 in a 2 KB chunk) are what costs most, 1.0 % on these chunks.
     text = load_chunks("text", locations, 30)
     text_only = get_compressor("cm", chunk_size=2048, signals=False)
     with_signals = sum(len(cm.compress(chunk)) for chunk in text)
-    assert with_signals < 1.01 * sum(len(text_only.compress(chunk)) for chunk in text)
+    assert with_signals < 1.015 * sum(len(text_only.compress(chunk)) for chunk in text)
 
 
-@pytest.mark.parametrize("signals", [False, True], ids=["text-only", "numeric models"])
+@pytest.mark.parametrize("signals", [0, *SIGNALS_VERSIONS])
 def test_distributions_are_the_coded_probabilities(samples: dict[str, bytes],
-                                                   signals: bool) -> None:
+                                                   signals: int) -> None:
     """The 256 byte probabilities the predictor gives before each byte (255 node
     evaluations) are exactly the products of the bit probabilities coding uses."""
     predictor = ContextMixingPredictor(table_bits_for(4096), signals=signals, width=64)
@@ -232,8 +258,8 @@ def test_learns_online() -> None:
     assert costs[-len(text):].sum() < 0.1 * costs[:len(text)].sum()
 
 
-@pytest.mark.parametrize("signals", [False, True])
-def test_a_frozen_model_reads_on_but_learns_nothing(signals: bool) -> None:
+@pytest.mark.parametrize("signals", [0, SIGNALS_VERSION])
+def test_a_frozen_model_reads_on_but_learns_nothing(signals: int) -> None:
     """After `freeze`, fed bytes still move the contexts (the distributions change with
     what is fed) but every learnt array stays as the prompt left it, bit for bit."""
     predictor = ContextMixingPredictor(table_bits_for(4096), signals=signals, width=16)

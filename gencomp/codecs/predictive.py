@@ -260,12 +260,19 @@ def _parse_version1(payload: bytes, owner: str, limit: int) -> tuple[PayloadHead
                          header_crc, crc), streams
 
 
+def made_by(header: PayloadHeader, model: tuple[str, str]) -> bool:
+    """Whether the payload records this model (predictor name, fingerprint)."""
+    name, fingerprint = model
+    expected = fingerprint if header.version == 1 else _fingerprint_bytes(fingerprint).hex()
+    return header.name == name and header.fingerprint == expected
+
+
 def check_model(header: PayloadHeader, model: tuple[str, str], owner: str) -> None:
     """Refuse a payload that another model (predictor name, fingerprint) made
     (ModelMismatchError)."""
     name, fingerprint = model
     expected = fingerprint if header.version == 1 else _fingerprint_bytes(fingerprint).hex()
-    if header.name != name or header.fingerprint != expected:
+    if not made_by(header, model):
         raise ModelMismatchError(
             f"{owner}: payload was made by predictor {header.name!r} with fingerprint "
             f"{header.fingerprint}; the loaded one is {name!r} with {expected} "
@@ -398,12 +405,13 @@ MIXES = {
 }
 
 
-def cm_predictor(chunk_size: int | None, signals: bool, width: int | None = None
+def cm_predictor(chunk_size: int | None, signals: int, width: int | None = None
                  ) -> Predictor:
-    """cm sized for chunks of `chunk_size` (None: a stream); with `signals`, its numeric
-    models read images `width` wide, by default by the paper's rule for a chunk (the
-    closest factors of its length, what PNG gets in compress-bench) or, streaming, at the
-    period the record model detects."""
+    """cm sized for chunks of `chunk_size` (None: a stream), with version `signals` of its
+    numeric models (0: none; `predictors.cm.SIGNALS_VERSIONS`), which read images `width`
+    wide, by default by the paper's rule for a chunk (the closest factors of its length,
+    what PNG gets in compress-bench) or, streaming, at the period the record model
+    detects."""
     from predictors.cm import ContextMixingPredictor, table_bits_for
 
     if width is None:
@@ -411,12 +419,17 @@ def cm_predictor(chunk_size: int | None, signals: bool, width: int | None = None
     return ContextMixingPredictor(table_bits_for(chunk_size), signals, width)
 
 
-def mix_companion(mix: str | None, chunk_size: int | None, width: int | None = None
-                  ) -> Predictor | None:
-    """The model `mix` names, sized for chunks of `chunk_size` (`cm_predictor`)."""
+def mix_companion(mix: str | None, chunk_size: int | None, width: int | None = None,
+                  signals: int | None = None) -> Predictor | None:
+    """The model `mix` names, sized for chunks of `chunk_size` (`cm_predictor`); for
+    "cm-signals", numeric models of version `signals` (default: the current one)."""
     if mix is None:
         return None
-    return cm_predictor(chunk_size, mix == "cm-signals", width)
+    from predictors.cm import SIGNALS_VERSION
+
+    if mix != "cm-signals":
+        return cm_predictor(chunk_size, 0, width)
+    return cm_predictor(chunk_size, signals or SIGNALS_VERSION, width)
 
 
 class Mixture:
@@ -584,6 +597,18 @@ class PredictiveCompressor(ModelCompressor):
         return PredictiveCompressor(self.predictor, chunk_size, self.batch_size, self.name,
                                     self.predictor_params, workers=self.workers,
                                     stride=self.stride, mix=self.mix, companion=companion)
+
+    def _with_older_companion(self, header: PayloadHeader) -> PredictiveCompressor | None:
+        """This compressor with the earlier version of cm's numeric models that made the
+        payload, if one did (their payloads decode)."""
+        from predictors.cm import SIGNALS_VERSIONS
+
+        for version in SIGNALS_VERSIONS[1:]:
+            older = self._with_companion(self.chunk_size, mix_companion(
+                self.mix, self.chunk_size, self.companion.width, version))
+            if made_by(header, older.model):
+                return older
+        return None
 
     @property
     def context_window(self) -> int | None:
@@ -819,6 +844,10 @@ class PredictiveCompressor(ModelCompressor):
             # The companion is sized for the payload's chunks (its fingerprint says so).
             return self._with_companion(header.chunk_size).decompress(payload,
                                                                       max_output_bytes)
+        if self.mix == "cm-signals" and not made_by(header, self.model):
+            older = self._with_older_companion(header)
+            if older is not None:
+                return older.decompress(payload, max_output_bytes)
         check_model(header, self.model, self.name)
         context = self.predictor.context_length
         windowed = context is not None and (header.chunk_size is None
@@ -901,6 +930,7 @@ class ContextMixingCompressor(ModelCompressor):
     def __init__(self, chunk_size: int | None = None, fingerprint: str | None = None,
                  workers: int = 1, legacy_order: int = 4, legacy_table_bits: int = 13,
                  signals: bool = True, width: int | None = None) -> None:
+        from predictors.cm import SIGNALS_VERSION, SIGNALS_VERSIONS
         from predictors.cm_legacy import LegacyContextMixingPredictor
 
         self.chunk_size = (None if chunk_size is None
@@ -909,24 +939,25 @@ class ContextMixingCompressor(ModelCompressor):
         if not isinstance(signals, bool):
             raise ValueError(f"signals must be true or false, got {signals!r}")
         self.width = None if width is None else check_int_range(width, 1, 1 << 20, "width")
-        self.predictor = self._predictor(self.chunk_size, signals)
+        self.predictor = self._predictor(self.chunk_size, SIGNALS_VERSION if signals else 0)
         self.legacy_predictor = LegacyContextMixingPredictor(legacy_order, legacy_table_bits)
-        known = {self._predictor(self.chunk_size, on).fingerprint for on in (False, True)}
+        known = {self._predictor(self.chunk_size, version).fingerprint
+                 for version in (0, *SIGNALS_VERSIONS)}
         if fingerprint not in {None, self.legacy_predictor.fingerprint, *known}:
             raise ModelMismatchError(
                 f"cm: data was compressed with model fingerprint {fingerprint}, but this cm "
                 f"has {self.predictor.fingerprint} (other settings, or another version)")
 
-    def _predictor(self, chunk_size: int | None, signals: bool) -> Predictor:
-        """The model for chunks of `chunk_size` (None: a stream), reading images at
-        `width` if given (`cm_predictor`)."""
+    def _predictor(self, chunk_size: int | None, signals: int) -> Predictor:
+        """The model for chunks of `chunk_size` (None: a stream), with numeric models of
+        version `signals` (0: none) reading images at `width` if given (`cm_predictor`)."""
         return cm_predictor(chunk_size, signals, self.width)
 
     @property
     def params(self) -> dict[str, Any]:
         legacy = self.legacy_predictor.config
         return {"chunk_size": self.chunk_size, "order": legacy["order"],
-                "table_bits": legacy["table_bits"], "signals": self.predictor.signals,
+                "table_bits": legacy["table_bits"], "signals": bool(self.predictor.signals),
                 "width": self.width, "fingerprint": self.predictor.fingerprint}
 
     def for_image(self, width: int) -> Compressor:
@@ -989,13 +1020,17 @@ class ContextMixingCompressor(ModelCompressor):
         """Decoded a piece at a time: a stream in pieces of DECODE_PIECE_BYTES (its model
         keeps its history, which the memory budget counts, but not a copy of the
         output), chunks coded by workers in batches of about that much."""
+        from predictors.cm import SIGNALS_VERSIONS
+
         if payload[len(MAGIC):len(MAGIC) + 1] == b"\x01":  # the first cm model's
             legacy = PredictiveCompressor(self.legacy_predictor, name=self.name)
             yield legacy.decompress(payload, max_output_bytes)
             return
         header, streams = parse_payload(payload, self.name, output_limit(max_output_bytes), 1)
-        # The text-only model's payloads, and the numeric models', decode alike.
-        candidates = [self._predictor(header.chunk_size, on) for on in (True, False)]
+        # The text-only model's payloads, and every version of the numeric models', decode
+        # alike.
+        candidates = [self._predictor(header.chunk_size, version)
+                      for version in (*SIGNALS_VERSIONS, 0)]
         predictor = next((candidate for candidate in candidates
                           if candidate.fingerprint.startswith(header.fingerprint)),
                          candidates[0])
