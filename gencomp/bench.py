@@ -40,7 +40,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ from gencomp.constants import CHUNK_SIZE
 from gencomp.datasets import DataLocations, Segment, open_dataset, read_chunks
 from gencomp.errors import OutputExistsError, UsageError
 from gencomp.fileio import write_text
-from gencomp.processes import process_pool
+from gencomp.processes import process_pool, wait_first
 
 PAPER_COMPRESSORS = ("gzip", "lzma2", "png", "flac", "transformer")
 PAPER_NUM_CHUNKS = 488_281
@@ -278,7 +277,7 @@ def _processes(tasks: Sequence[Task], workers: int) -> Iterator[dict[str, Any]]:
     with process_pool(workers) as pool:
         pending = {pool.submit(run_task, task) for task in tasks}
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait_first(pending)
             for future in done:
                 yield future.result()
 

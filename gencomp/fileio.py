@@ -118,10 +118,12 @@ def atomic_open(path: str | Path, force: bool = False) -> Iterator[IO[bytes]]:
     path = Path(path)
     check_writable(path, force)
     remove_stale_temporaries(path)
-    with _write_errors_reported(path):
-        descriptor, temporary_name = tempfile.mkstemp(
-            prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    try:
+    temporary_name = None
+    try:  # from the temporary file's making: Ctrl-C right after it must remove it too
+        with _write_errors_reported(path):
+            descriptor, temporary_name = tempfile.mkstemp(
+                prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=".tmp",
+                dir=path.parent)
         with os.fdopen(descriptor, "wb") as handle:
             yield handle
             with _write_errors_reported(path):
@@ -134,8 +136,9 @@ def atomic_open(path: str | Path, force: bool = False) -> Iterator[IO[bytes]]:
             os.replace(temporary_name, path)
         _fsync_directory(path.parent)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary_name)
+        if temporary_name is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary_name)
         raise
 
 

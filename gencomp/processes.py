@@ -21,7 +21,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -31,6 +37,8 @@ from gencomp.errors import WorkerDiedError
 _PR_SET_PDEATHSIG = 1
 #: How often a worker without PR_SET_PDEATHSIG looks for its parent.
 _PARENT_POLL_SECONDS = 0.5
+#: How long Ctrl-C may wait while the main thread waits for a worker (`wait_first`).
+_INTERRUPT_POLL_SECONDS = 0.1
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -84,6 +92,27 @@ def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
             for process in running:
                 process.join()
         pool.shutdown(wait=True)
+
+
+def wait_first(pending: set[Future]) -> tuple[set[Future], set[Future]]:
+    """(done, pending): wait until at least one future is done. Ctrl-C is taken between
+    short waits, as KeyboardInterrupt: raised inside `wait`'s lock handling, it can
+    surface as a RuntimeError ("release unlocked lock") that no interrupt handler sees."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        return wait(pending, return_when=FIRST_COMPLETED)
+    interrupted: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    try:
+        done: set[Future] = set()
+        while not done and not interrupted:
+            done, pending = wait(pending, timeout=_INTERRUPT_POLL_SECONDS,
+                                 return_when=FIRST_COMPLETED)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if interrupted:
+        raise KeyboardInterrupt
+    return done, pending
 
 
 @contextlib.contextmanager
