@@ -25,10 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from gencomp import arithmetic  # noqa: E402
+from gencomp.constants import ENWIK8_SAMPLE  # noqa: E402
+from gencomp.locations import find_data  # noqa: E402
 from predictors.cm import ContextMixingPredictor, table_bits_for  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-ENWIK8 = REPO.parent / "shared" / "data" / "text" / "enwik8_first_4154400_bytes"
 CHUNK_SIZE = 2048
 BATCH_SIZE = 64
 
@@ -169,7 +169,10 @@ def main() -> None:
     parser.add_argument("--reference-symbols", type=int, default=20000)
     args = parser.parse_args()
     num_chunks = max(1, round(args.megabytes * (1 << 20) / CHUNK_SIZE))
-    data = ENWIK8.read_bytes()[: num_chunks * CHUNK_SIZE]
+    path = find_data(ENWIK8_SAMPLE)
+    if path is None:
+        raise SystemExit(f"no {ENWIK8_SAMPLE} in a data folder (set $GENCOMP_DATA)")
+    data = path.read_bytes()[: num_chunks * CHUNK_SIZE]
 
     (ideal, one_stream, per_chunk, symbols, rows), model_seconds = timed(
         model_probabilities, data, args.reference_symbols)

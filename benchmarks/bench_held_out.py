@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
+from gencomp.constants import ENWIK8_SAMPLE  # noqa: E402
 from gencomp.datasets import DATASETS  # noqa: E402
-from gencomp.locations import data_roots  # noqa: E402
+from gencomp.locations import data_roots, find_data  # noqa: E402
 from predictors.train import HELD_OUT_FRACTION, held_out_files  # noqa: E402
 
 #: The files the numeric models were tuned on lie among the first ones of each set.
 TUNED_FILES = 5
-ENWIK8 = Path("text") / "enwik8_first_4154400_bytes"
 
 
 def held_out_folder(data: Path, folder: Path) -> list[str]:
@@ -43,7 +43,7 @@ def held_out_folder(data: Path, folder: Path) -> list[str]:
             if index >= TUNED_FILES and path in held_out_files(files):
                 os.symlink(Path(path).resolve(), target / Path(path).name)
         options += [option, str(target)]
-    text = (data / ENWIK8).read_bytes()
+    text = (data / ENWIK8_SAMPLE).read_bytes()
     (folder / "enwik8_tail").write_bytes(text[int(len(text) * (1 - HELD_OUT_FRACTION)):])
     return [*options, "--text-file", str(folder / "enwik8_tail")]
 
@@ -54,9 +54,10 @@ def main() -> None:
     parser.add_argument("-n", "--num-chunks", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     arguments = parser.parse_args()
-    data = next((Path(root) for root in data_roots() if (Path(root) / ENWIK8).is_file()), None)
-    if data is None:
-        raise SystemExit(f"no {ENWIK8} under {', '.join(map(str, data_roots()))}")
+    sample = find_data(ENWIK8_SAMPLE)
+    if sample is None:
+        raise SystemExit(f"no {ENWIK8_SAMPLE} under {', '.join(map(str, data_roots()))}")
+    data = sample.parents[1]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         options = held_out_folder(data, folder)

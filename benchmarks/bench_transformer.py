@@ -35,21 +35,24 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
+from gencomp.constants import ENWIK8_SAMPLE  # noqa: E402
+from gencomp.locations import find_data  # noqa: E402
 from predictors.transformer import TransformerConfig, load_pretrained  # noqa: E402
 
-ENWIK8 = Path(__file__).resolve().parents[1] / "../shared/data/text/enwik8_first_4154400_bytes"
 CHUNK_SIZE = 2048
 PEAK_SIZE = 512
 
 
 def enwik8_chunks(count: int) -> list[bytes]:
     """`count` chunks from the held-out end of our enwik8 sample (never trained on)."""
-    data = ENWIK8.read_bytes()
+    path = find_data(ENWIK8_SAMPLE)
+    if path is None:
+        raise SystemExit(f"no {ENWIK8_SAMPLE} in a data folder (set $GENCOMP_DATA)")
+    data = path.read_bytes()
     start = len(data) - count * CHUNK_SIZE
     return [data[start + i * CHUNK_SIZE : start + (i + 1) * CHUNK_SIZE] for i in range(count)]
 

@@ -10,3 +10,5 @@ CHUNK_SIZE = 2048
 SAMPLE_RATE = 16000
 #: Environment variable naming a data folder laid out like ../shared/data.
 DATA_ENV = "GENCOMP_DATA"
+#: Our enwik8 sample (the first 4,154,400 bytes), relative to a data folder.
+ENWIK8_SAMPLE = "text/enwik8_first_4154400_bytes"

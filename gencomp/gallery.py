@@ -22,7 +22,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from queue import Empty
@@ -31,11 +30,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from gencomp.compressor import Compressor, available_compressors, compressor_spec, get_compressor
-from gencomp.constants import SAMPLE_RATE
+from gencomp.constants import ENWIK8_SAMPLE, SAMPLE_RATE
 from gencomp.datasets import DataLocations
 from gencomp.errors import DataNotFoundError, OutputExistsError, UsageError
 from gencomp.fileio import read_input, write_output, write_text
-from gencomp.processes import process_pool
+from gencomp.processes import process_pool, wait_first
 from gencomp.render.audio import AudioClip, loudest_window
 from gencomp.render.images import ImagePanel, image_prompt_region
 from gencomp.render.page import (
@@ -63,7 +62,7 @@ DEFAULT_COMPRESSORS = ("gzip", "lzma2", "png", "flac", "cm", "transformer", "tra
 DEFAULT_PROMPTS = {
     "image": Path("imagenet") / "n02391049_zebra.JPEG",
     "audio": Path("librispeech") / "train-clean-100" / "103-1240-0000.flac",
-    "text": Path("text") / "enwik8_first_4154400_bytes",
+    "text": Path(ENWIK8_SAMPLE),
 }
 #: Where the default text prompt starts: the Wikipedia article on Einstein, prose with
 #: some wiki markup (byte 0 is XML metadata). Other texts start at byte 0.
@@ -389,7 +388,7 @@ def run_jobs(jobs: Sequence[Job], settings: GallerySettings, prompts: dict[str, 
                    job for job in jobs}
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            done, pending = wait_first(pending, timeout=0.2)
             relay(reports)  # a finished job's reports are queued before its result
             for future in done:
                 job = futures[future]

@@ -33,3 +33,9 @@ def data_roots(data_dir: Path | None = None) -> list[Path]:
         if root.resolve() not in [seen.resolve() for seen in unique]:
             unique.append(root)
     return unique
+
+
+def find_data(relative: str | Path) -> Path | None:
+    """The file or folder `relative` in the first data folder that holds it (`data_roots`),
+    or None."""
+    return next((root / relative for root in data_roots() if (root / relative).exists()), None)

@@ -94,19 +94,25 @@ def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
         pool.shutdown(wait=True)
 
 
-def wait_first(pending: set[Future]) -> tuple[set[Future], set[Future]]:
-    """(done, pending): wait until at least one future is done. Ctrl-C is taken between
-    short waits, as KeyboardInterrupt: raised inside `wait`'s lock handling, it can
-    surface as a RuntimeError ("release unlocked lock") that no interrupt handler sees."""
+def wait_first(pending: set[Future], timeout: float | None = None
+               ) -> tuple[set[Future], set[Future]]:
+    """(done, pending): wait until at least one future is done, or `timeout` seconds have
+    passed (done is then empty). Ctrl-C is taken between short waits, as
+    KeyboardInterrupt: raised inside `wait`'s lock handling, it can surface as a
+    RuntimeError ("release unlocked lock") that no interrupt handler sees."""
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        return wait(pending, return_when=FIRST_COMPLETED)
+        return wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+    deadline = None if timeout is None else time.monotonic() + timeout
     interrupted: list[int] = []
     signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
     try:
         done: set[Future] = set()
         while not done and not interrupted:
-            done, pending = wait(pending, timeout=_INTERRUPT_POLL_SECONDS,
+            left = _INTERRUPT_POLL_SECONDS if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                break
+            done, pending = wait(pending, timeout=min(left, _INTERRUPT_POLL_SECONDS),
                                  return_when=FIRST_COMPLETED)
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
