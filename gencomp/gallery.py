@@ -43,6 +43,7 @@ from gencomp.render.page import (
     bench_section,
     gallery_html,
     image_section,
+    patch_section,
     text_section,
     timing_note,
 )
@@ -52,6 +53,7 @@ from samplers.continuation import check_settings
 from samplers.modalities import (
     continue_audio,
     continue_image_rows,
+    continue_patch,
     load_audio_prompt,
     load_image_prompt,
 )
@@ -76,7 +78,11 @@ DEFAULT_AUDIO_CONTEXT = 512
 #: Generated audio samples per progress report (and per sampler call, see
 #: `audio_continuation`).
 AUDIO_SEGMENT = 256
-MODALITIES = tuple(DEFAULT_PROMPTS)
+#: The gallery's sections and the prompt each continues: "image" every row's second half
+#: from its first half (the paper's Figure 3), "patch" the image's bottom half from its top
+#: half, row-major (the task `benchmarks/bench_bit_exact.py` holds samples to).
+PROMPT_OF = {"image": "image", "patch": "image", "audio": "audio", "text": "text"}
+MODALITIES = tuple(PROMPT_OF)
 MANIFEST = "gallery.json"
 INDEX = "index.html"
 
@@ -146,9 +152,10 @@ def default_settings(data_dir: Path | None = None, **overrides: object) -> Galle
     fields["compressors"] = tuple(compressor_spec(name).name  # aliases: xz is lzma2
                                   for name in fields.get("compressors", default_compressors()))
     for modality in fields.get("modalities", MODALITIES):  # type: ignore[union-attr]
-        if modality in DEFAULT_PROMPTS and modality not in fields:
-            fields[modality] = default_prompt(modality, data_dir)
-            if modality == "text":
+        prompt = PROMPT_OF.get(modality)
+        if prompt is not None and prompt not in fields:
+            fields[prompt] = default_prompt(prompt, data_dir)
+            if prompt == "text":
                 fields.setdefault("text_offset", DEFAULT_TEXT_OFFSET)
     return GallerySettings(**fields)  # type: ignore[arg-type]
 
@@ -196,6 +203,17 @@ def image_continuation(compressor: Compressor, region: np.ndarray, *, sampler: s
                                         seed=seed + row, **options))
         report(region.shape[1] - region.shape[1] // 2)
     return np.concatenate(rows)
+
+
+def patch_continuation(compressor: Compressor, region: np.ndarray, *, sampler: str,
+                       seed: int, report: Callable[[int], None], **options: Any
+                       ) -> np.ndarray:
+    """The region's bottom half generated from its top half (`continue_patch`)."""
+    given = region.shape[0] // 2
+    continued = continue_patch(compressor, region, given, sampler=sampler, seed=seed,
+                               **options)
+    report((region.shape[0] - given) * region.shape[1])
+    return continued
 
 
 def audio_continuation(compressor: Compressor, prompt: np.ndarray, length: int, *,
@@ -266,8 +284,8 @@ def plan_jobs(settings: GallerySettings) -> list[Job]:
     """Every modality × compressor × sampler, once per sampler that really runs (for a model
     compressor code-length and exact are the same sampler)."""
     height, width = settings.image_size
-    units = {"image": height * (width - width // 2), "audio": settings.audio_lengths[1],
-             "text": settings.length}
+    units = {"image": height * (width - width // 2), "patch": (height - height // 2) * width,
+             "audio": settings.audio_lengths[1], "text": settings.length}
     jobs: list[Job] = []
     for modality in settings.modalities:
         labels = set()
@@ -301,6 +319,8 @@ def run_job(job: Job, settings: GallerySettings, prompt: Any, compressor: Compre
     started, started_cpu = time.perf_counter(), time.process_time()
     if job.modality == "image":
         result = image_continuation(compressor, prompt, **options)
+    elif job.modality == "patch":
+        result = patch_continuation(compressor, prompt, **options)
     elif job.modality == "audio":
         result = audio_continuation(compressor, prompt[:settings.audio_lengths[0]],
                                     settings.audio_lengths[1], context=settings.audio_context,
@@ -408,10 +428,11 @@ def _sections(settings: GallerySettings, jobs: Sequence[Job], prompts: dict[str,
                 if job.modality == modality]
         times = {label: generated.seconds for label, _, generated in done}
         note = timing_note(times)
-        if modality == "image":
-            panels = [ImagePanel("original", prompts["image"])]
+        if modality in ("image", "patch"):
+            panels = [ImagePanel("original", prompts[modality])]
             panels += [ImagePanel(label, image) for label, image, _ in done]
-            section = image_section(settings.image.name, panels, note)
+            make = image_section if modality == "image" else patch_section
+            section = make(settings.image.name, panels, note)
         elif modality == "audio":
             given = settings.audio_lengths[0]
             clips = [AudioClip("original", prompts["audio"], given)]
@@ -505,9 +526,9 @@ def check_settings_usable(settings: GallerySettings) -> None:
         if modality not in MODALITIES:
             raise UsageError(f"unknown modality {modality!r}; choose from "
                              f"{', '.join(MODALITIES)}")
-        path = getattr(settings, modality)
+        path = getattr(settings, PROMPT_OF[modality])
         if path is None or not path.is_file():
-            raise DataNotFoundError(f"{modality} prompt not found: {path}")
+            raise DataNotFoundError(f"{PROMPT_OF[modality]} prompt not found: {path}")
     if not settings.compressors or not settings.samplers:
         raise UsageError("need at least one compressor and one sampler")
     for sampler in settings.samplers:
@@ -539,7 +560,8 @@ def build_gallery(settings: GallerySettings, output: Path, command: str, force: 
         raise UsageError(f"workers must be a positive integer, got {workers!r}")
     check_output_dir(output, force)
     # Every prompt is loaded before anything is generated, so a bad one fails at once.
-    prompts = {modality: PROMPTS[modality](settings) for modality in settings.modalities}
+    prompts = {modality: PROMPTS[PROMPT_OF[modality]](settings)
+               for modality in settings.modalities}
     started = time.perf_counter()
     jobs = plan_jobs(settings)
     progress = progress or LogProgress()

@@ -51,7 +51,8 @@ def test_gallery_opens_with_every_image_and_clip(tiny_gallery: Path, tmp_path: P
     report = inspect_page(tiny_gallery / "index.html", tmp_path / "shot.png", tmp_path / "p")
     assert_everything_loaded(report, min_seconds=1.0)
     sources = sorted(image["src"] for image in report["images"])
-    assert sources == ["audio_spectrogram.png", "bench_figure.png", "image_grid.png"]
+    assert sources == ["audio_spectrogram.png", "bench_figure.png", "image_grid.png",
+                       "patch_grid.png"]
     assert len(report["audio"]) == 3  # the original and two compressors
     for clip in report["audio"]:
         assert clip["duration"] == pytest.approx(1.02, abs=1e-3)
@@ -69,7 +70,7 @@ def test_the_curated_gallery_plays_and_its_screenshot_is_of_it(tmp_path: Path) -
     manifest = json.loads((CURATED / "gallery.json").read_text())
     assert len(report["audio"]) == 1 + len(manifest["settings"]["compressors"])
     assert all(clip["duration"] >= 1.5 - 1e-3 for clip in report["audio"])
-    assert {image["src"] for image in report["images"]} >= {"image_grid.png",
+    assert {image["src"] for image in report["images"]} >= {"image_grid.png", "patch_grid.png",
                                                            "audio_spectrogram.png"}
     fresh = Image.open(tmp_path / "shot.png")
     committed = Image.open(CURATED / "screenshot.png")

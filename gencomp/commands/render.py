@@ -36,11 +36,11 @@ def _image_size(text: str) -> tuple[int, int]:
 def gallery_command(settings: GallerySettings, output: Path) -> str:
     """The `gencomp render` call that rebuilds a gallery with these settings, every option
     spelled out (the page shows it and gallery.json records it)."""
-    from gencomp.gallery import shown_path
+    from gencomp.gallery import PROMPT_OF, shown_path
 
     arguments = ["gencomp", "render", "-o", str(output)]
-    for modality in settings.modalities:
-        arguments += [f"--{modality}", shown_path(getattr(settings, modality))]
+    for prompt in dict.fromkeys(PROMPT_OF[modality] for modality in settings.modalities):
+        arguments += [f"--{prompt}", shown_path(getattr(settings, prompt))]
     arguments += [
         "--modalities", ",".join(settings.modalities),
         "--compressors", ",".join(settings.compressors),
@@ -72,8 +72,9 @@ def render(
     image: Path = typer.Option(None, "--image", help="Image prompt (default: an ImageNet zebra)."),
     audio: Path = typer.Option(None, "--audio", help="WAV/FLAC prompt (default: LibriSpeech)."),
     text: Path = typer.Option(None, "--text", help="Text prompt (default: enwik8)."),
-    modalities: str = typer.Option("image,audio,text", "--modalities",
-                                   help="Which of image,audio,text to render."),
+    modalities: str = typer.Option("image,patch,audio,text", "--modalities",
+                                   help="Which of image,patch,audio,text to render (patch: the "
+                                        "image's bottom half from its top half)."),
     compressors: str = typer.Option(None, "--compressors",
                                     help="Comma-separated (default: gzip,lzma2,png,flac and "
                                          "cm,transformer if registered)."),

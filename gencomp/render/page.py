@@ -71,6 +71,22 @@ def image_section(image_name: str, panels: Sequence[ImagePanel], note: str = "")
     return Section("images", "Images", body, {"image_grid.png": png_bytes(grid)})
 
 
+def patch_section(image_name: str, panels: Sequence[ImagePanel], note: str = "") -> Section:
+    """The same image's bottom half generated from its top half, row-major: what a model
+    of images must continue across rows, not only along them."""
+    height, width = panels[0].image.shape
+    grid = image_grid(panels, split_row=height // 2, columns=2, scale=8,
+                      title="above the red bar: given; below: generated")
+    body = (
+        f"<p>{html.escape(image_name)}, as above: its top {height // 2} rows are given; the "
+        f"compressor generates the other {height - height // 2}, pixel by pixel, row after "
+        "row (`benchmarks/bench_bit_exact.py` holds such samples to roughness ratios "
+        "across held-out crops).</p>\n"
+        f'<img src="patch_grid.png" alt="image patch continuations">\n{note}'
+    )
+    return Section("patches", "Image patches", body, {"patch_grid.png": png_bytes(grid)})
+
+
 def _seconds(samples: int) -> str:
     return f"{samples / SAMPLE_RATE:.2f} s"
 
