@@ -43,7 +43,6 @@ from gencomp.render.page import (
     bench_section,
     gallery_html,
     image_section,
-    patch_section,
     text_section,
     timing_note,
 )
@@ -431,8 +430,8 @@ def _sections(settings: GallerySettings, jobs: Sequence[Job], prompts: dict[str,
         if modality in ("image", "patch"):
             panels = [ImagePanel("original", prompts[modality])]
             panels += [ImagePanel(label, image) for label, image, _ in done]
-            make = image_section if modality == "image" else patch_section
-            section = make(settings.image.name, panels, note)
+            section = image_section(settings.image.name, panels, note,
+                                    patch=modality == "patch")
         elif modality == "audio":
             given = settings.audio_lengths[0]
             clips = [AudioClip("original", prompts["audio"], given)]

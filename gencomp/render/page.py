@@ -56,35 +56,33 @@ def clip_file(label: str) -> str:
     return "audio_" + label.replace(" · ", "_") + ".wav"
 
 
-def image_section(image_name: str, panels: Sequence[ImagePanel], note: str = "") -> Section:
+def image_section(image_name: str, panels: Sequence[ImagePanel], note: str = "",
+                  patch: bool = False) -> Section:
     """The paper's Figure 3 setup: the original, then each compressor's continuation of
-    every row's second half from its first half, two panels per line."""
+    every row's second half from its first half, two panels per line. With `patch`, of
+    the image's bottom half from its top half, row-major: what a model of images must
+    continue across rows, not only along them."""
     height, width = panels[0].image.shape
-    grid = image_grid(panels, split_column=width // 2, columns=2, scale=8,
-                      title="left of the red bar: given; right: generated")
-    body = (
-        f"<p>{html.escape(image_name)}: grayscale (mean of RGB), its centre "
-        f"downscaled to {height}×{width} pixels. Every row's first {width // 2} pixels are "
-        f"given; the compressor generates the rest of the row, pixel by pixel.</p>\n"
-        f'<img src="image_grid.png" alt="image continuations">\n{note}'
-    )
-    return Section("images", "Images", body, {"image_grid.png": png_bytes(grid)})
-
-
-def patch_section(image_name: str, panels: Sequence[ImagePanel], note: str = "") -> Section:
-    """The same image's bottom half generated from its top half, row-major: what a model
-    of images must continue across rows, not only along them."""
-    height, width = panels[0].image.shape
-    grid = image_grid(panels, split_row=height // 2, columns=2, scale=8,
-                      title="above the red bar: given; below: generated")
-    body = (
-        f"<p>{html.escape(image_name)}, as above: its top {height // 2} rows are given; the "
-        f"compressor generates the other {height - height // 2}, pixel by pixel, row after "
-        "row (`benchmarks/bench_bit_exact.py` holds such samples to roughness ratios "
-        "across held-out crops).</p>\n"
-        f'<img src="patch_grid.png" alt="image patch continuations">\n{note}'
-    )
-    return Section("patches", "Image patches", body, {"patch_grid.png": png_bytes(grid)})
+    if patch:
+        key, heading, name, alt = "patches", "Image patches", "patch_grid.png", \
+            "image patch continuations"
+        split = {"split_row": height // 2}
+        title = "above the red bar: given; below: generated"
+        told = (f"{html.escape(image_name)}, as above: its top {height // 2} rows are given; "
+                f"the compressor generates the other {height - height // 2}, pixel by pixel, "
+                "row after row (`benchmarks/bench_bit_exact.py` holds such samples to "
+                "roughness ratios across held-out crops).")
+    else:
+        key, heading, name, alt = "images", "Images", "image_grid.png", "image continuations"
+        split = {"split_column": width // 2}
+        title = "left of the red bar: given; right: generated"
+        told = (f"{html.escape(image_name)}: grayscale (mean of RGB), its centre "
+                f"downscaled to {height}×{width} pixels. Every row's first {width // 2} "
+                "pixels are given; the compressor generates the rest of the row, pixel by "
+                "pixel.")
+    grid = image_grid(panels, columns=2, scale=8, title=title, **split)
+    body = f'<p>{told}</p>\n<img src="{name}" alt="{alt}">\n{note}'
+    return Section(key, heading, body, {name: png_bytes(grid)})
 
 
 def _seconds(samples: int) -> str:
