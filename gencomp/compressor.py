@@ -108,13 +108,8 @@ class SlidingWindow:
         return WindowState(inner, np.zeros((batch_size, 0), dtype=np.uint8)), probabilities
 
     def prime(self, state: WindowState, context: np.ndarray) -> np.ndarray:
-        if state.fed + context.shape[1] >= self.window:
-            probabilities = None
-            for column in range(context.shape[1]):
-                probabilities = self.step(state, context[:, column])
-            if probabilities is None:
-                raise ValueError("prime needs at least one context byte")
-            return probabilities
+        if state.fed + context.shape[1] >= self.window:  # it fills within the context
+            return [self.step(state, column) for column in context.T][-1]
         probabilities = self.model.prime(state.inner, context)
         state.recent = np.concatenate([state.recent, context], axis=1)[:, -self.window:]
         state.fed += context.shape[1]

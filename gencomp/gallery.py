@@ -559,8 +559,9 @@ def build_gallery(settings: GallerySettings, output: Path, command: str, force: 
         raise UsageError(f"workers must be a positive integer, got {workers!r}")
     check_output_dir(output, force)
     # Every prompt is loaded before anything is generated, so a bad one fails at once.
-    prompts = {modality: PROMPTS[PROMPT_OF[modality]](settings)
-               for modality in settings.modalities}
+    loaded = {prompt: PROMPTS[prompt](settings)  # the image once for its two sections
+              for prompt in {PROMPT_OF[modality] for modality in settings.modalities}}
+    prompts = {modality: loaded[PROMPT_OF[modality]] for modality in settings.modalities}
     started = time.perf_counter()
     jobs = plan_jobs(settings)
     progress = progress or LogProgress()

@@ -260,18 +260,22 @@ def _parse_version1(payload: bytes, owner: str, limit: int) -> tuple[PayloadHead
                          header_crc, crc), streams
 
 
+def _as_recorded(header: PayloadHeader, fingerprint: str) -> str:
+    """A fingerprint as the payload's version records it (whole, or its first bytes)."""
+    return fingerprint if header.version == 1 else _fingerprint_bytes(fingerprint).hex()
+
+
 def made_by(header: PayloadHeader, model: tuple[str, str]) -> bool:
     """Whether the payload records this model (predictor name, fingerprint)."""
     name, fingerprint = model
-    expected = fingerprint if header.version == 1 else _fingerprint_bytes(fingerprint).hex()
-    return header.name == name and header.fingerprint == expected
+    return header.name == name and header.fingerprint == _as_recorded(header, fingerprint)
 
 
 def check_model(header: PayloadHeader, model: tuple[str, str], owner: str) -> None:
     """Refuse a payload that another model (predictor name, fingerprint) made
     (ModelMismatchError)."""
     name, fingerprint = model
-    expected = fingerprint if header.version == 1 else _fingerprint_bytes(fingerprint).hex()
+    expected = _as_recorded(header, fingerprint)
     if not made_by(header, model):
         raise ModelMismatchError(
             f"{owner}: payload was made by predictor {header.name!r} with fingerprint "
