@@ -11,8 +11,8 @@ training, no weights to ship. It predicts one bit at a time (`predictors/cm_kern
 - State maps turn each state into a probability, learned online; a match model predicts
   the byte that followed the longest earlier occurrence of the recent bytes.
 - Numeric models (`signals`, on in the cm compressor): the bytes read as pixels of an
-  image `width` wide (LOCO-I's median edge detector, a smooth average; the record contexts
-  then read the row above at that width) and as audio
+  image `width` wide (LOCO-I's median edge detector, a smooth average, the pixel above;
+  the record contexts then read the row above at that width) and as audio
   samples (a normalised LMS filter, the last sample), each predicting a two-sided
   geometric distribution around its value, its spread learnt per context of local
   activity. They need no training, so a fresh model of a 2 KB patch or stretch of speech
@@ -51,9 +51,11 @@ ALGORITHM_VERSION = 2
 #: Versions of the numeric models (`signals`). 2 also reads its two record contexts at the
 #: row width it is given, the pixel above in an image: in a 2 KB patch the record model
 #: rarely detects a period, so version 1 had no context of the row above (patch samples
-#: plausible in 80 % of tune crops against 73 %; rates within 0.3 point). Payloads
-#: record the version through the fingerprint, so those of version 1 still decode.
-SIGNALS_VERSIONS = (2, 1)  # the current one first
+#: plausible in 80 % of tune crops against 73 %; rates within 0.3 point). 3 adds a
+#: numeric model of the pixel above, against the horizontal streaks of models that lean
+#: on the pixel to the left (`cm_kernels`). Payloads record the version through the
+#: fingerprint, so those of earlier versions still decode.
+SIGNALS_VERSIONS = (3, 2, 1)  # the current one first
 SIGNALS_VERSION = SIGNALS_VERSIONS[0]
 #: The size a model of a whole stream gets: 2^20 slots of 16 bytes per hashed context,
 #: about 155 MiB in all.
