@@ -71,6 +71,8 @@ from samplers.modalities import (
     load_audio_prompt,
     load_image_prompt,
 )
+from samplers.quality import mean_step, plausible_roughness
+from samplers.quality import roughness as ratios_of_roughness
 
 ROWS, COLUMNS, ROWS_GIVEN = 32, 64, 16
 #: Each split's images (of the 400, sorted) and first utterance (of the 251, sorted; clip j
@@ -78,7 +80,6 @@ ROWS, COLUMNS, ROWS_GIVEN = 32, 64, 16
 IMAGES = {"held-out": slice(300, 400), "tune": slice(200, 300)}
 FIRST_CLIP, CLIP_STEP = {"held-out": 200, "tune": 100}, 10
 SAMPLE_RATE, PROMPT_SECONDS, GENERATED_SECONDS = 16000, 0.25, 0.1
-PLAUSIBLE = (0.5, 2.0)
 SINGLE_BYTES = [bytes([value]) for value in range(256)]
 
 
@@ -107,21 +108,10 @@ def split_clip(data_dir: Path, index: int, split: str = "held-out") -> np.ndarra
     return samples[start:start + length].copy()
 
 
-def mean_step(image: np.ndarray, axis: int, first: tuple[int, int]) -> float:
-    """Mean |step| along `axis` over steps that end in the generated part, which starts at
-    row first[0], column first[1]."""
-    steps = np.abs(np.diff(image.astype(np.int64), axis=axis))
-    rows, columns = first
-    ends = steps[max(rows - 1, 0) if axis == 0 else rows:, max(columns - 1, 0)
-                 if axis == 1 else columns:]
-    return float(ends.mean())
-
-
 def roughness(generated: np.ndarray, original: np.ndarray, task: str) -> tuple[float, float]:
     """(along rows, across rows): the generated part's mean step ÷ the original's."""
-    first = (0, COLUMNS // 2) if task == "rows" else (ROWS_GIVEN, 0)
-    return tuple(mean_step(generated, axis, first) / max(mean_step(original, axis, first), 1e-9)
-                 for axis in (1, 0))
+    return ratios_of_roughness(generated, original,
+                               (0, COLUMNS // 2) if task == "rows" else (ROWS_GIVEN, 0))
 
 
 def copied_from_above(generated: np.ndarray, original: np.ndarray, task: str) -> float:
@@ -229,8 +219,8 @@ def image_part(arguments: argparse.Namespace, pool: ProcessPoolExecutor) -> list
     missed = []
     for name, task, unit in settings:
         along, across, copied, seconds = np.array(results[name, task, unit]).T
-        plausible = np.mean([PLAUSIBLE[0] <= a <= PLAUSIBLE[1] and PLAUSIBLE[0] <= c <= PLAUSIBLE[1]
-                             for a, c in zip(along, across, strict=True)])
+        plausible = np.mean([plausible_roughness(ratios)
+                             for ratios in zip(along, across, strict=True)])
         verdict = ""
         if name == "png" and unit == "bits":
             verdict = " (bar ≥ 70 %: " + ("met" if plausible >= 0.7 else "MISSED") + ")"

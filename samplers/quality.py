@@ -1,4 +1,5 @@
-"""Is a text sample word-like, and is it more than a copy of its prompt?
+"""Is a text sample word-like, and is it more than a copy of its prompt? Is an image
+sample as rough as the image it continues?
 
 Two questions, because each alone is easy to game: a sampler that copies the prompt
 verbatim writes only real words, and one that writes random bytes copies nothing.
@@ -19,6 +20,12 @@ names and misspellings earns nothing: `known_word_share(sample, prompt, vocabula
 counts the sample's words of `KNOWN_WORD_LETTERS`+ letters (words as above) found in
 `vocabulary`, and `vocabulary_of(texts)` is the words that occur at least twice in the
 given texts (once may be a typo or a fragment of markup).
+
+Images: `roughness` is the mean absolute step between neighbouring pixels in the
+generated part divided by the same in the original's, along rows and across rows
+separately (steps into the generated part from the given one count). Noise gives 3-35
+in both, a copy of the row above ≈ 0 across rows; a sample is plausible when both lie in
+`PLAUSIBLE_ROUGHNESS`.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gencomp.locations import data_roots
 
 WORD = re.compile(rb"[A-Za-z]+")
@@ -41,6 +50,8 @@ NGRAM_BYTES = 6
 KNOWN_WORD_LETTERS = 3
 #: A word counts as English if the reference texts hold it at least this often.
 VOCABULARY_MIN_COUNT = 2
+#: Both roughness ratios of a plausible image sample lie in this range.
+PLAUSIBLE_ROUGHNESS = (0.5, 2.0)
 
 
 def words(text: bytes, min_letters: int = MIN_WORD_LETTERS) -> list[str]:
@@ -149,3 +160,26 @@ def measure(sample: bytes, prompt: bytes,
         novel_ngram_share=novel_ngram_share(sample, prompt),
         vocabulary="prompt + Canterbury English" if english else "prompt only",
     )
+
+
+def mean_step(image: np.ndarray, axis: int, first: tuple[int, int]) -> float:
+    """Mean |step| along `axis` over the steps that end in the part of `image` from row
+    first[0], column first[1] on."""
+    steps = np.abs(np.diff(image.astype(np.int64), axis=axis))
+    rows, columns = first
+    ends = steps[max(rows - 1, 0) if axis == 0 else rows:, max(columns - 1, 0)
+                 if axis == 1 else columns:]
+    return float(ends.mean())
+
+
+def roughness(generated: np.ndarray, original: np.ndarray, first: tuple[int, int]
+              ) -> tuple[float, float]:
+    """(along rows, across rows): the mean step of the part generated from row first[0],
+    column first[1] on, ÷ the original's there."""
+    return tuple(mean_step(generated, axis, first) / max(mean_step(original, axis, first), 1e-9)
+                 for axis in (1, 0))
+
+
+def plausible_roughness(ratios: tuple[float, float]) -> bool:
+    low, high = PLAUSIBLE_ROUGHNESS
+    return all(low <= ratio <= high for ratio in ratios)
