@@ -155,9 +155,10 @@ RECORD_VOTES = 16
 # without the inputs it lacks (an input of 0 moves no weight).
 # Why the pixel above (version 3): every other model leans on the pixel to the left (the
 # median predictor picks it at a horizontal edge, the smooth average gives it half its
-# weight, the last sample and LMS read the row as a signal), so a model sampling an image drifts along rows into horizontal streaks; the
-# pixel above anchors each row to the one before (patch samples of images 0-299, two
-# seeds, cm frozen at T 0.8: plausible in 85 % against 80 %; image rates 0.1-0.2 lower).
+# weight, the last sample and LMS read the row as a signal), so a model sampling an
+# image drifts along rows into horizontal streaks; the pixel above anchors each row to
+# the one before (patch samples of images 0-299, two seeds, cm frozen at T 0.8:
+# plausible in 85 % against 80 %; image rates 0.1-0.2 lower).
 #: θ levels: level q (1 … THETA_LEVELS) is the θ whose mean |error| is q² / 64.
 THETA_LEVELS = 96
 #: Mean absolute errors are kept in 1/16 units, each step moving 1/2^SCALE_RATE of the way.
