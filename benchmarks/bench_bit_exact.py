@@ -35,7 +35,8 @@ Three parts, each printed as a table with the bar it is held to (issue 15):
    and bz2, ImageNet patches laid out 64 wide for PNG, LibriSpeech for FLAC), exact bits and
    bytes timed in the same run, interleaved, best of `--repeats`. Bar: bits ≤ 2× bytes.
 
-Sampling is the plain code-length sampler, seed = crop or clip number, drawing
+Sampling is the plain code-length sampler, seed = crop or clip number (plus
+`--seed-offset`, which draws other samples of the same crops and clips), drawing
 ∝ 2^(−ℓ/T): images at T = 0.3 (`--image-temperature`; PNG's T = 1 samples are rougher than
 the images, as its code lengths price each pixel's residual independently of its
 neighbours': tuned on images 200-299), speech at T = 1 (`--audio-temperature`). A model
@@ -147,21 +148,29 @@ def sampling(name: str, temperature: float, frozen: bool) -> dict[str, Any]:
     return {"temperature": temperature, "frozen": frozen and compressor_spec(name).is_model}
 
 
-def sample_image(job: tuple[str, str, str, int, float, int, str, str | None, str, bool]
+def sample_name(stem: str, seed_offset: int) -> str:
+    """A saved sample's name: `stem`, marked with the seed offset where there is one."""
+    return stem if seed_offset == 0 else f"{stem}-seed+{seed_offset}"
+
+
+def sample_image(job: tuple[str, str, str, int, float, int, str, str | None, str, bool, int]
                  ) -> tuple[float, float, float, float]:
     """(roughness along, across, share copied from above, seconds) of one sample; a
     sample already saved in the
     folder is read back instead of drawn again (sampling is deterministic), so an
     interrupted run resumes."""
-    name, unit, task, index, temperature, rows_above, data_dir, folder, split, frozen = job
+    (name, unit, task, index, temperature, rows_above, data_dir, folder, split, frozen,
+     seed_offset) = job
     crop = split_crop(Path(data_dir), index, split)
-    saved = Path(folder or ".") / f"crop{index}-{task}-{name}-{unit}.png"
+    saved = Path(folder or ".") / (sample_name(f"crop{index}-{task}-{name}-{unit}",
+                                               seed_offset) + ".png")
     if folder and saved.is_file():
         generated = load_image_prompt(saved)
         return (*roughness(generated, crop, task), copied_from_above(generated, crop, task),
                 0.0)
     compressor, start = get_compressor(name), time.perf_counter()
-    settings = {"seed": index, "length_unit": unit, **sampling(name, temperature, frozen)}
+    settings = {"seed": index + seed_offset, "length_unit": unit,
+                **sampling(name, temperature, frozen)}
     if task == "rows":
         generated = continue_image_rows(compressor, crop, rows_above=rows_above, **settings)
     else:
@@ -172,17 +181,19 @@ def sample_image(job: tuple[str, str, str, int, float, int, str, str | None, str
             time.perf_counter() - start)
 
 
-def sample_clip(job: tuple[str, str, int, float, str, str | None, str, bool]
+def sample_clip(job: tuple[str, str, int, float, str, str | None, str, bool, int]
                 ) -> tuple[float, float, float, float]:
-    name, unit, index, temperature, data_dir, folder, split, frozen = job
+    name, unit, index, temperature, data_dir, folder, split, frozen, seed_offset = job
     clip = split_clip(Path(data_dir), index, split)
     given = int(PROMPT_SECONDS * SAMPLE_RATE)
     start = time.perf_counter()
-    result = continue_audio(get_compressor(name), clip[:given], len(clip) - given, seed=index,
-                            length_unit=unit, **sampling(name, temperature, frozen))
+    result = continue_audio(get_compressor(name), clip[:given], len(clip) - given,
+                            seed=index + seed_offset, length_unit=unit,
+                            **sampling(name, temperature, frozen))
     generated, original = result[given:], clip[given:]
     save(folder, f"clip{index}-original.wav", wav_bytes(clip))
-    save(folder, f"clip{index}-{name}-{unit}.wav", wav_bytes(result))
+    save(folder, sample_name(f"clip{index}-{name}-{unit}", seed_offset) + ".wav",
+         wav_bytes(result))
     return (spectral_flatness(generated), spectral_flatness(original),
             loudness(generated) / max(loudness(original), 1e-9), time.perf_counter() - start)
 
@@ -204,7 +215,7 @@ def image_part(arguments: argparse.Namespace, pool: ProcessPoolExecutor) -> list
     # the same crops for every setting.
     jobs = [(name, unit, task, index, image_temperature(arguments, name),
              arguments.rows_above, str(arguments.data_dir), arguments.save, arguments.split,
-             not arguments.learning)
+             not arguments.learning, arguments.seed_offset)
             for index in range(arguments.crops) for name, task, unit in settings]
     results: dict[tuple[str, str, str], list[tuple[float, float, float, float]]] = {}
     for job, result in zip(jobs, pool.map(sample_image, jobs), strict=True):
@@ -241,7 +252,8 @@ def audio_part(arguments: argparse.Namespace, pool: ProcessPoolExecutor) -> list
     for name in arguments.audio_codecs:
         for unit in arguments.units:
             jobs = [(name, unit, index, arguments.audio_temperature, str(arguments.data_dir),
-                     arguments.save, arguments.split, not arguments.learning)
+                     arguments.save, arguments.split, not arguments.learning,
+                     arguments.seed_offset)
                     for index in range(arguments.clips)]
             flatness, original, loud, seconds = np.array(list(pool.map(sample_clip, jobs))).T
             verdict = ""
@@ -314,6 +326,8 @@ def main() -> None:
     parser.add_argument("--model-image-temperature", type=float, default=0.8,
                         help="images from model compressors (gencomp sample's default)")
     parser.add_argument("--audio-temperature", type=float, default=1.0)
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="added to every sample's seed (the crop or clip number)")
     parser.add_argument("--learning", action="store_true",
                         help="model compressors learn from their own samples (not frozen)")
     parser.add_argument("--repeats", type=int, default=3)
