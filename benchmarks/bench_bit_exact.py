@@ -72,7 +72,7 @@ from samplers.modalities import (
     load_audio_prompt,
     load_image_prompt,
 )
-from samplers.quality import mean_step, plausible_roughness
+from samplers.quality import plausible_roughness, textured
 from samplers.quality import roughness as ratios_of_roughness
 
 ROWS, COLUMNS, ROWS_GIVEN = 32, 64, 16
@@ -94,11 +94,10 @@ def split_crop(data_dir: Path, index: int, split: str = "held-out") -> np.ndarra
     """The `index`-th crop of `split` that is not flat (see the module doc)."""
     paths = sorted((data_dir / "imagenet").glob("*.JPEG"))[IMAGES[split]]
     crops = (central_crop(path) for path in paths)
-    textured = (crop for crop in crops if min(mean_step(crop, axis, (0, 0))
-                                              for axis in (0, 1)) >= 1)
+    textured_crops = (crop for crop in crops if textured(crop))
     for _ in range(index):
-        next(textured)
-    return next(textured)
+        next(textured_crops)
+    return next(textured_crops)
 
 
 def split_clip(data_dir: Path, index: int, split: str = "held-out") -> np.ndarray:

@@ -172,6 +172,12 @@ def mean_step(image: np.ndarray, axis: int, first: tuple[int, int]) -> float:
     return float(ends.mean())
 
 
+def textured(image: np.ndarray) -> bool:
+    """Whether `image` steps by a grey level or more on average both along and across rows:
+    in a flatter one a ratio of steps means nothing."""
+    return min(mean_step(image, axis, (0, 0)) for axis in (0, 1)) >= 1
+
+
 def roughness(generated: np.ndarray, original: np.ndarray, first: tuple[int, int]
               ) -> tuple[float, float]:
     """(along rows, across rows): the mean step of the part generated from row first[0],

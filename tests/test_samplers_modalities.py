@@ -11,6 +11,7 @@ from PIL import Image
 
 from gencomp import get_compressor
 from gencomp.codecs.png import PngImageLayout
+from gencomp.commands.sample import SIGNAL_MODEL_SETTINGS
 from gencomp.errors import UsageError
 from gencomp.render import wav_bytes
 from samplers import sample_continuation
@@ -21,7 +22,7 @@ from samplers.modalities import (
     load_audio_prompt,
     load_image_prompt,
 )
-from samplers.quality import mean_step, plausible_roughness, roughness
+from samplers.quality import plausible_roughness, roughness, textured
 
 
 @pytest.fixture(scope="module")
@@ -146,12 +147,12 @@ def test_frozen_cm_continues_real_patches_as_rough_as_the_images(data_dir: Path)
         image = load_image_prompt(path)
         top, left = (image.shape[0] - 32) // 2, (image.shape[1] - 64) // 2
         crop = image[top:top + 32, left:left + 64]
-        if min(mean_step(crop, axis, (0, 0)) for axis in (0, 1)) >= 1:  # not flat
+        if textured(crop):
             crops.append(crop)
     cm = get_compressor("cm")
     plausible = [plausible_roughness(roughness(
-        continue_patch(cm, crop, 16, seed=index, temperature=0.8, frozen=True), crop, (16, 0)))
-        for index, crop in enumerate(crops)]
+        continue_patch(cm, crop, 16, seed=index, **SIGNAL_MODEL_SETTINGS["image"]), crop,
+        (16, 0))) for index, crop in enumerate(crops)]
     assert len(crops) >= 10 and np.mean(plausible) >= 0.7, plausible
 
 
