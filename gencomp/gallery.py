@@ -99,8 +99,9 @@ class GallerySettings:
     horizon: int = 8
     temperature: float = 1.0
     #: What the code-length sampler counts: exact "bits" where a codec offers them (the
-    #: samplers' default) or whole "bytes" (the paper's).
-    length_unit: str = "bits"
+    #: samplers' default) or whole "bytes" (the paper's). With both, a codec that offers
+    #: both gets a row for each, side by side.
+    length_units: tuple[str, ...] = ("bits",)
     #: Images and audio from model compressors drawn frozen after the prompt
     #: (`samplers.exact`), as `gencomp sample` draws them; text learns either way.
     frozen: bool = True
@@ -272,28 +273,47 @@ class Job:
     compressor: str
     sampler: str
     units: int
+    #: The unit its code lengths are counted in, and whether the label names it (where
+    #: the gallery shows more than one).
+    length_unit: str = "bits"
+    unit_shown: bool = False
 
     @property
     def label(self) -> str:
-        """'gzip · code-length', 'cm · exact': the compressor and the sampler that ran."""
-        return f"{self.compressor} · {sampler_used(self.compressor, self.sampler)}"
+        """'gzip · code-length', 'cm · exact', 'gzip · code-length · bytes': the compressor,
+        the sampler that ran and, where the gallery shows both, the unit."""
+        label = f"{self.compressor} · {sampler_used(self.compressor, self.sampler)}"
+        return f"{label} · {self.length_unit}" if self.unit_shown else label
+
+
+def _unit_used(compressor: str, sampler: str, unit: str) -> str:
+    """The unit a codec's code lengths are really counted in (a model's are always its
+    predictor's bits, whatever is asked)."""
+    if sampler_used(compressor, sampler) == "exact":
+        return "bits"
+    return get_compressor(compressor).length_unit(unit)
 
 
 def plan_jobs(settings: GallerySettings) -> list[Job]:
-    """Every modality × compressor × sampler, once per sampler that really runs (for a model
-    compressor code-length and exact are the same sampler)."""
+    """Every modality × compressor × sampler × length unit, once per sampler and unit that
+    really run (for a model compressor code-length and exact are the same sampler, and
+    the unit is its predictor's)."""
     height, width = settings.image_size
     units = {"image": height * (width - width // 2), "patch": (height - height // 2) * width,
              "audio": settings.audio_lengths[1], "text": settings.length}
+    both = len(settings.length_units) > 1
     jobs: list[Job] = []
     for modality in settings.modalities:
         labels = set()
         for name in settings.compressors:
             for sampler in settings.samplers:
-                job = Job(len(jobs), modality, name, sampler, units[modality])
-                if job.label not in labels:
-                    labels.add(job.label)
-                    jobs.append(job)
+                for unit in settings.length_units:
+                    used = _unit_used(name, sampler, unit)
+                    job = Job(len(jobs), modality, name, sampler, units[modality], used,
+                              both and sampler_used(name, sampler) != "exact")
+                    if job.label not in labels:
+                        labels.add(job.label)
+                        jobs.append(job)
     return jobs
 
 
@@ -311,7 +331,7 @@ def run_job(job: Job, settings: GallerySettings, prompt: Any, compressor: Compre
             report: Callable[[int], None]) -> Generated:
     """Generate one job's continuation."""
     options = {"sampler": job.sampler, "seed": settings.seed, "horizon": settings.horizon,
-               "temperature": settings.temperature, "length_unit": settings.length_unit,
+               "temperature": settings.temperature, "length_unit": job.length_unit,
                "frozen": (settings.frozen and job.modality != "text"
                           and sampler_used(job.compressor, job.sampler) == "exact"),
                "report": report}
@@ -530,10 +550,13 @@ def check_settings_usable(settings: GallerySettings) -> None:
             raise DataNotFoundError(f"{PROMPT_OF[modality]} prompt not found: {path}")
     if not settings.compressors or not settings.samplers:
         raise UsageError("need at least one compressor and one sampler")
+    if not settings.length_units:
+        raise UsageError("need at least one length unit")
     for sampler in settings.samplers:
-        check_settings(sampler, settings.length, settings.horizon, beam_width=8,
-                       temperature=settings.temperature, top_k=None, seed=settings.seed,
-                       length_unit=settings.length_unit)
+        for unit in settings.length_units:
+            check_settings(sampler, settings.length, settings.horizon, beam_width=8,
+                           temperature=settings.temperature, top_k=None, seed=settings.seed,
+                           length_unit=unit)
     for name in settings.compressors:
         if not compressor_spec(name).is_model and "exact" in settings.samplers:
             raise UsageError(f"sampler 'exact' needs a model compressor; {name!r} is not one")

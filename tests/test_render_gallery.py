@@ -5,6 +5,7 @@ committed curated gallery is checked the same way, and its screenshot beside it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from gencomp.cli import main
+from gencomp.gallery import GallerySettings, plan_jobs
 from gencomp.render import wav_bytes
 from tests.chromium import WINDOW_WIDTH, assert_everything_loaded, inspect_page
 
@@ -68,7 +70,8 @@ def test_the_curated_gallery_plays_and_its_screenshot_is_of_it(tmp_path: Path) -
     report = inspect_page(CURATED / "index.html", tmp_path / "shot.png", tmp_path / "p")
     assert_everything_loaded(report, min_seconds=1.0)
     manifest = json.loads((CURATED / "gallery.json").read_text())
-    assert len(report["audio"]) == 1 + len(manifest["settings"]["compressors"])
+    clips = [name for name in manifest["files"] if name.endswith(".wav")]
+    assert len(report["audio"]) == len(clips) >= 1 + len(manifest["settings"]["compressors"])
     assert all(clip["duration"] >= 1.5 - 1e-3 for clip in report["audio"])
     assert {image["src"] for image in report["images"]} >= {"image_grid.png", "patch_grid.png",
                                                            "audio_spectrogram.png"}
@@ -116,6 +119,32 @@ def test_same_seed_same_gallery_and_force_replaces_it(tiny_gallery: Path, tmp_pa
     assert [path.name for path in tmp_path.iterdir()] == ["again"]  # no leftover staging
 
 
+def test_both_length_units_side_by_side_once_per_unit_a_codec_offers() -> None:
+    """bits,bytes: a row per unit for a codec that counts both (gzip), one for a codec that
+    counts bytes only (lzma2) and one for a model, whose unit is its predictor's."""
+    settings = GallerySettings(compressors=("gzip", "lzma2", "cm"), modalities=("text",),
+                               length_units=("bits", "bytes"))
+    assert [job.label for job in plan_jobs(settings)] == [
+        "gzip · code-length · bits", "gzip · code-length · bytes",
+        "lzma2 · code-length · bytes", "cm · exact"]
+    assert [job.label for job in plan_jobs(dataclasses.replace(
+        settings, length_units=("bytes",)))] == ["gzip · code-length", "lzma2 · code-length",
+                                                 "cm · exact"]
+
+
+def test_a_gallery_of_both_units_samples_each_with_its_own(tmp_path: Path) -> None:
+    output = tmp_path / "gallery"
+    assert main(["render", "-o", str(output), *TINY, "--modalities", "audio,text",
+                 "--length-unit", "bits,bytes", "--no-bench"]) == 0
+    manifest = json.loads((output / "gallery.json").read_text())
+    assert "--length-unit bits,bytes" in manifest["command"]
+    bits, in_bytes = ((output / f"audio_gzip_code-length_{unit}.wav").read_bytes()
+                      for unit in ("bits", "bytes"))
+    assert bits != in_bytes
+    text = (output / "text_samples.md").read_text()
+    assert "png · code-length · bits" in text and "png · code-length · bytes" in text
+
+
 def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("gencomp: error:"), err
@@ -140,6 +169,7 @@ def test_a_prompt_of_the_wrong_kind_is_one_line_and_exit_2(
     (["--samplers", "exact"], "model compressor"),
     (["--image-size", "32by64"], "HEIGHTxWIDTH"),
     (["--modalities", "video"], "unknown modality"),
+    (["--length-unit", "bits,nats"], "unknown length unit"),
     (["--text", "/nonexistent/prompt.txt"], "not found"),
 ])
 def test_bad_options_are_one_line_and_exit_2(options: list[str], message: str, tmp_path: Path,

@@ -47,7 +47,7 @@ def gallery_command(settings: GallerySettings, output: Path) -> str:
         "--samplers", ",".join(settings.samplers),
         "--horizon", str(settings.horizon),
         "--temperature", f"{settings.temperature:g}",
-        "--length-unit", settings.length_unit,
+        "--length-unit", ",".join(settings.length_units),
         "--frozen" if settings.frozen else "--learning",
         "--image-size", "{}x{}".format(*settings.image_size),
         "--audio-prompt", f"{settings.audio_prompt_seconds:g}",
@@ -84,7 +84,8 @@ def render(
     temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
     length_unit: str = typer.Option("bits", "--length-unit",
                                     help="Code lengths in exact bits where a codec offers "
-                                         "them (default), or in bytes (the paper's)."),
+                                         "them (default), or in bytes (the paper's); "
+                                         "bits,bytes shows both side by side."),
     frozen: bool = typer.Option(True, "--frozen/--learning",
                                 help="Model compressors' images and audio: drawn from the "
                                      "model as the prompt left it, or learning from their "
@@ -128,7 +129,7 @@ def render(
             modalities=_names(modalities, "--modalities"),
             compressors=_names(compressors, "--compressors"),
             samplers=_names(samplers, "--samplers"), horizon=horizon, temperature=temperature,
-            length_unit=length_unit, frozen=frozen,
+            length_units=_names(length_unit, "--length-unit"), frozen=frozen,
             image_size=_image_size(image_size),
             audio_prompt_seconds=audio_prompt, audio_seconds=audio_length,
             audio_context=audio_context, text_offset=text_offset, prompt_bytes=prompt_bytes,
