@@ -286,34 +286,29 @@ class Job:
         return f"{label} · {self.length_unit}" if self.unit_shown else label
 
 
-def _unit_used(compressor: str, sampler: str, unit: str) -> str:
-    """The unit a codec's code lengths are really counted in (a model's are always its
-    predictor's bits, whatever is asked)."""
-    if sampler_used(compressor, sampler) == "exact":
-        return "bits"
-    return get_compressor(compressor).length_unit(unit)
-
-
 def plan_jobs(settings: GallerySettings) -> list[Job]:
     """Every modality × compressor × sampler × length unit, once per sampler and unit that
     really run (for a model compressor code-length and exact are the same sampler, and
-    the unit is its predictor's)."""
+    its unit is always its predictor's bits; a codec counts a unit it lacks in its own)."""
     height, width = settings.image_size
     units = {"image": height * (width - width // 2), "patch": (height - height // 2) * width,
              "audio": settings.audio_lengths[1], "text": settings.length}
     both = len(settings.length_units) > 1
+    rows = []  # (compressor, sampler, unit used, unit shown): the same for every modality
+    for name in settings.compressors:
+        for sampler in settings.samplers:
+            model = sampler_used(name, sampler) == "exact"
+            codec = None if model else get_compressor(name)
+            rows += [(name, sampler, "bits" if codec is None else codec.length_unit(unit),
+                      both and not model) for unit in settings.length_units]
     jobs: list[Job] = []
     for modality in settings.modalities:
         labels = set()
-        for name in settings.compressors:
-            for sampler in settings.samplers:
-                for unit in settings.length_units:
-                    used = _unit_used(name, sampler, unit)
-                    job = Job(len(jobs), modality, name, sampler, units[modality], used,
-                              both and sampler_used(name, sampler) != "exact")
-                    if job.label not in labels:
-                        labels.add(job.label)
-                        jobs.append(job)
+        for name, sampler, unit, shown in rows:
+            job = Job(len(jobs), modality, name, sampler, units[modality], unit, shown)
+            if job.label not in labels:
+                labels.add(job.label)
+                jobs.append(job)
     return jobs
 
 
