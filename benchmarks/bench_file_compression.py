@@ -14,9 +14,11 @@ measures, side by side on the same bytes and the same machine:
 With `--transformer` it also measures the Transformer on the held-out tail of the enwik8
 sample (the model card's: the last 10 %, never trained on): its chunked rate (the paper's
 independent 2048-byte chunks, the model card's definition) beside its streaming rates
-(windows that carry `context − stride` bytes of context; and those windows mixed with
-cm, `mix=cm`) and cm's own, as ideal code lengths over the raw size, the model card's
-measure.
+(windows that carry `context − stride` bytes of context; what `gencomp compress` codes,
+`online=true`: those windows read by an output layer that learns across the stream,
+`predictors.online_head`, also on each half of the tail, the first of which chose its
+learning rate; and the windows mixed with cm, `mix=cm`) and cm's own, as ideal code
+lengths over the raw size, the model card's measure.
 
     python benchmarks/bench_file_compression.py
     python benchmarks/bench_file_compression.py --transformer --workers 2
@@ -152,19 +154,28 @@ def bench_transformer(workers: int, stride: int | None, limit: int | None) -> No
     runtime = {"workers": workers} if workers > 1 else {}
     print(f"\nTransformer on the held-out tail of the enwik8 sample ({len(tail):,} bytes; "
           "ideal code lengths over the raw size, as the model card measures)")
-    streaming = {"stride": stride} if stride else {}
-    for name, label, params in (
-            ("transformer", "chunked 2048 (the paper's)", {"chunk_size": 2048}),
-            ("transformer", "streaming", streaming),
-            ("transformer", "streaming, mix=cm", {**streaming, "mix": "cm"}),
-            ("cm", "cm alone (streaming)", {})):
+    windows = {"stride": stride} if stride else {}
+    online = {"online": True}  # what `gencomp compress` sets
+    half = len(tail) // 2
+    for name, label, params, part in (
+            ("transformer", "chunked 2048 (the paper's)", {"chunk_size": 2048}, None),
+            ("transformer", "streaming, windows", windows, None),
+            ("transformer", "streaming, online head (compress)", online, None),
+            ("transformer", "  first half, windows", windows, slice(0, half)),
+            ("transformer", "  first half, online head", online, slice(0, half)),
+            ("transformer", "  second half, windows", windows, slice(half, None)),
+            ("transformer", "  second half, online head", online, slice(half, None)),
+            ("transformer", "streaming, windows mixed with cm", {**windows, "mix": "cm"},
+             None),
+            ("cm", "cm alone (streaming)", {}, None)):
         compressor = get_compressor(name, **params, **runtime)
+        data = tail if part is None else tail[part]
         began = time.perf_counter()
-        bits = compressor.code_length_bits(tail)
+        bits = compressor.code_length_bits(data)
         seconds = time.perf_counter() - began
         window = f", stride {compressor.stride}" if getattr(compressor, "stride", None) else ""
-        print(f"  {label + window:<34} {100 * bits / 8 / len(tail):7.3f} %   "
-              f"({seconds:.0f} s, {len(tail) / seconds / 1e3:.1f} KB/s)")
+        print(f"  {label + window:<40} {100 * bits / 8 / len(data):7.3f} %   "
+              f"({seconds:.0f} s, {len(data) / seconds / 1e3:.1f} KB/s)", flush=True)
 
 
 def main() -> None:

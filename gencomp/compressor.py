@@ -259,6 +259,9 @@ class CompressorSpec:
     #: Parameters the payload records itself (a model payload's chunk and group sizes and
     #: fingerprint): a container need not record them.
     payload_params: tuple[str, ...] = ()
+    #: What compressing a file sets unless told otherwise, where it differs from the
+    #: library's defaults (which sampling and compress-bench keep).
+    file_params: dict[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, CompressorSpec] = {}
@@ -271,6 +274,7 @@ def register(
     is_model: bool = False,
     runtime_params: tuple[str, ...] = (),
     payload_params: tuple[str, ...] = (),
+    file_params: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Compressor]], Callable[..., Compressor]]:
     """Decorator that adds a compressor class or factory function to the registry."""
 
@@ -287,7 +291,7 @@ def register(
         }
         _REGISTRY[name] = CompressorSpec(
             name, factory, description, defaults, level_param, is_model, runtime_params,
-            payload_params
+            payload_params, dict(file_params or {})
         )
         return factory
 

@@ -78,7 +78,7 @@ IMPLICIT_PARAMS: dict[str, dict[str, Any]] = {
     "lzma2": {"preset": 6, "container": "xz"},
     "png": {"width": None},
     "cm": {"order": 4, "table_bits": 13, "width": None},
-    "transformer": {"size": "200k", "checkpoint": None, "engine": "kernels"},
+    "transformer": {"size": "200k", "checkpoint": None, "engine": "kernels", "mix": None},
     "transformer-cm": {"size": "200k", "checkpoint": None, "engine": "kernels",
                        "mix": "cm-signals"},
 }

@@ -19,7 +19,7 @@ bit, and a coder may step any grouping.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -97,6 +97,11 @@ class Predictor(ABC):
             rows.append(self.step(state, np.array([symbol]))[0])
         return np.stack(rows)[: len(sequence)]
 
+    def distribution_blocks(self, sequence: bytes) -> Iterator[np.ndarray]:
+        """`sequence_distributions` in consecutive blocks of rows, for a predictor that
+        scores long sequences a piece at a time (default: one block)."""
+        yield self.sequence_distributions(sequence)
+
     def symbol_log2_probs(self, sequences: Sequence[bytes]) -> list[np.ndarray]:
         """log2 p(x_t | x_<t) of every byte of every sequence, stepped as one batch.
 
@@ -106,9 +111,7 @@ class Predictor(ABC):
         `batch_independent` predictor scores each sequence whole: the same bits.)
         """
         if self.batch_independent:
-            return [np.log2(self.sequence_distributions(sequence)[
-                        np.arange(len(sequence)), np.frombuffer(sequence, dtype=np.uint8)])
-                    for sequence in sequences]
+            return [self._sequence_log2_probs(sequence) for sequence in sequences]
         if not sequences:
             return []
         longest = max(len(sequence) for sequence in sequences)
@@ -124,3 +127,10 @@ class Predictor(ABC):
             if position + 1 < longest:
                 probabilities = self.step(state, symbols)
         return [log2_probs[row, : len(sequence)] for row, sequence in enumerate(sequences)]
+
+    def _sequence_log2_probs(self, sequence: bytes) -> np.ndarray:
+        symbols, pieces, offset = np.frombuffer(sequence, dtype=np.uint8), [np.zeros(0)], 0
+        for rows in self.distribution_blocks(sequence):
+            pieces.append(np.log2(rows[np.arange(len(rows)), symbols[offset:offset + len(rows)]]))
+            offset += len(rows)
+        return np.concatenate(pieces)

@@ -212,6 +212,11 @@ class TransformerPredictor(Predictor):
     def batch_independent(self) -> bool:
         return self.engine == "kernels"
 
+    @property
+    def kernel_weights(self) -> transformer_kernels.KernelWeights | None:
+        """The kernels engine's packed weights (None with the torch engine)."""
+        return self._kernel_weights
+
     def _check_room(self, position: int) -> None:
         if position >= self.context_length:
             raise ValueError(f"a sequence holds at most {self.context_length} bytes")

@@ -683,11 +683,10 @@ def _finish_layer(weights, layer, h, scratch):
 
 
 @_kernel
-def _predict(weights, h, scratch, out):
-    """out[r] (float64, 256) = softmax(h[r] @ W_head + b), the sum taken in float64."""
-    logits, exps = scratch.logits, scratch.exps
-    _matmul(h, weights.head, logits)
-    _add_bias(logits, weights.head_bias)
+def _predict(head, head_bias, h, logits, exps, out):
+    """out[r] (float64, 256) = softmax(h[r] @ head + head_bias), the sum taken in float64."""
+    _matmul(h, head, logits)
+    _add_bias(logits, head_bias)
     for r in range(h.shape[0]):
         row = logits[r]
         largest = load(row, 0)
@@ -719,14 +718,14 @@ def step_batch(weights, cache, tokens, position, out):
                         cache.values[b, layer, head], position + 1,
                         cache.value_floors[b, layer, head], scratch, scratch.attended)
         _finish_layer(weights, layer, h, scratch)
-    _predict(weights, h, scratch, out)
+    _predict(weights.head, weights.head_bias, h, scratch.logits, scratch.exps, out)
 
 
 @_kernel
-def extend_sequence(weights, cache, sequence, inputs, start, out):
+def _extend_hidden(weights, cache, sequence, inputs, start):
     """Feed inputs[0 … n−1] at positions start … start+n−1 of sequence `sequence` of
-    `cache`; out[t] (float64, 256): the distribution after inputs[t], what `step_batch`
-    gives stepping them one by one, in one call.
+    `cache`: the last layer's output h (n, dim) after each, what `_step_hidden` gives
+    stepping them one by one, in one call (and the scratch it used).
 
     The same per-position computations in another loop order: layer by layer, every
     position's products at once, and within a layer head by head over the positions, up
@@ -754,7 +753,21 @@ def extend_sequence(weights, cache, sequence, inputs, start, out):
                         cache.value_floors[sequence, layer, head], scratch, scratch.attended)
                 first += queries
         _finish_layer(weights, layer, h, scratch)
-    _predict(weights, h, scratch, out)
+    return h, scratch
+
+
+@_kernel
+def extend_sequence(weights, cache, sequence, inputs, start, out):
+    """`_extend_hidden`; out[t] (float64, 256): the distribution after inputs[t], what
+    `step_batch` gives stepping them one by one."""
+    h, scratch = _extend_hidden(weights, cache, sequence, inputs, start)
+    _predict(weights.head, weights.head_bias, h, scratch.logits, scratch.exps, out)
+
+
+@_kernel
+def extend_sequence_hidden(weights, cache, sequence, inputs, start, hidden):
+    """`_extend_hidden` into hidden (n, dim)."""
+    hidden[:, :] = _extend_hidden(weights, cache, sequence, inputs, start)[0]
 
 
 @_kernel
@@ -763,3 +776,39 @@ def score_sequence(weights, inputs, out):
     sequence, what `step_batch` gives at positions 0 … len−1, in one call
     (`extend_sequence` of a fresh cache)."""
     extend_sequence(weights, allocate_cache(weights, 1), 0, inputs, 0, out)
+
+
+# --- an output layer that learns online ----------------------------------------------------
+
+
+@_kernel
+def _learn_head(head, head_bias, h, probabilities, symbol, rate):
+    """One SGD step of the output layer on −ln p(symbol), p = `probabilities`, the
+    softmax of h @ head + head_bias: the gradient of the logits is p − onehot(symbol)."""
+    steps = np.empty(256, np.float32)
+    for c in range(256):
+        target = ONE if c == symbol else np.float32(0.0)
+        steps[c] = rate * (np.float32(probabilities[c]) - target)
+        head_bias[c] = head_bias[c] - steps[c]
+    for d in range(h.shape[0]):
+        for c in range(256):
+            head[d, c] = head[d, c] - steps[c] * h[d]
+
+
+@_kernel
+def online_head(head, head_bias, hidden, symbols, rate, out):
+    """out[r] (float64, 256) = softmax(hidden[r] @ head + head_bias), row by row; after
+    each row whose symbols[r] ≥ 0, the head learns that symbol (`learn_head`), so that
+    the next row sees it: what predicting one row and then learning its byte gives."""
+    logits = _zeros(1, 256)
+    exps = _aligned_zeros(256)
+    for r in range(hidden.shape[0]):
+        _predict(head, head_bias, hidden[r:r + 1], logits, exps, out[r:r + 1])
+        if symbols[r] >= 0:
+            _learn_head(head, head_bias, hidden[r], out[r], symbols[r], rate)
+
+
+@_kernel
+def learn_head(head, head_bias, h, probabilities, symbol, rate):
+    """`_learn_head` (head and head_bias updated in place)."""
+    _learn_head(head, head_bias, h, probabilities, symbol, rate)

@@ -377,6 +377,8 @@ def test_workers_give_the_same_bytes(checkpoint: str, engine: str,
 def test_transformer_streams_by_default(checkpoint: str, enwik8_megabyte: bytes) -> None:
     compressor = get_compressor("transformer", checkpoint=checkpoint)
     assert compressor.chunk_size is None and compressor.stride == 12
+    online = get_compressor("transformer", checkpoint=checkpoint, online=True)
+    assert online.chunk_size is None and online.predictor is online.online
     rebuilt = get_compressor("transformer", **compressor.params)
     data = enwik8_megabyte[:70]
     assert rebuilt.params == compressor.params

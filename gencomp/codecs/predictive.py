@@ -13,7 +13,11 @@ Two ways to cut the data, one computation each way for the encoder, the decoder 
   before them (with stride 1024 and a 2048-byte context, every byte is coded after at
   least 1024 bytes of context). Optionally (`mix`) the windows' distributions are mixed
   with those of a model that learns the whole chunk online (`cm`): a Bayesian mixture
-  with fixed share, so that whichever predicted the recent bytes better leads.
+  with fixed share, so that whichever predicted the recent bytes better leads. A
+  predictor may also come with an `online` variant that codes a stream itself (the
+  Transformer's, `predictors.online_head`: the same windows read by an output layer that
+  learns across the stream); asked for (`stream_online`), it replaces the windows, and
+  its payloads are the streams without a stride.
 
 `PredictiveCompressor` codes a predictor's 256-way distributions with the range coder
 (`gencomp.arithmetic`); chunks are stepped in groups of `batch_size` as one batch, and a
@@ -546,7 +550,17 @@ class PredictiveCompressor(ModelCompressor):
                  predictor_params: dict[str, Any] | None = None,
                  fingerprint: str | None = None, workers: int = 1,
                  stride: int | None = None, mix: str | None = None,
-                 companion: Predictor | None = None) -> None:
+                 companion: Predictor | None = None, online: Predictor | None = None,
+                 stream_online: bool = True) -> None:
+        #: The predictor as given, and `online`, one that codes streams itself, learning
+        #: across them: it replaces the windows of a stream when `stream_online` and
+        #: neither `mix` nor `stride` asks for windows. (Its payloads decode either way.)
+        self.windowed_predictor, self.online = predictor, online
+        windows_context = predictor.context_length
+        if online is not None and stream_online and mix is None and stride is None \
+                and windows_context is not None \
+                and (chunk_size is None or chunk_size > windows_context):
+            predictor = online
         self.predictor = predictor
         self.chunk_size = (None if chunk_size is None
                            else check_int_range(chunk_size, 1, MAX_CHUNK_SIZE, "chunk_size"))
@@ -583,7 +597,8 @@ class PredictiveCompressor(ModelCompressor):
     def params(self) -> dict[str, Any]:
         return {**self.predictor_params, "chunk_size": self.chunk_size,
                 "batch_size": self.batch_size, "stride": self.stride,
-                "mix": self.mix,
+                "mix": self.mix, **({} if self.online is None else
+                                    {"online": self.predictor is self.online}),
                 "fingerprint": self.predictor.fingerprint}
 
     def for_image(self, width: int) -> Compressor:
@@ -795,9 +810,7 @@ class PredictiveCompressor(ModelCompressor):
     def _encode_group(self, group: Sequence[bytes]) -> list[np.ndarray]:
         """Code each chunk of a group; rows are buffered and coded a block at a time."""
         if self.predictor.batch_independent:
-            return [arithmetic.encode(np.frombuffer(chunk, dtype=np.uint8),
-                                      self.predictor.sequence_distributions(chunk))
-                    for chunk in group]
+            return [self._encode_blocks(chunk) for chunk in group]
         encoders = [arithmetic.Encoder() for _ in group]
         lengths = [len(chunk) for chunk in group]
         block = np.zeros((len(group), ENCODE_BLOCK, 256))
@@ -813,6 +826,14 @@ class PredictiveCompressor(ModelCompressor):
                         encoder.encode(block_symbols[row, :used], block[row, :used])
                 start = position + 1
         return [encoder.words() for encoder in encoders]
+
+    def _encode_blocks(self, chunk: bytes) -> np.ndarray:
+        """One chunk of a `batch_independent` predictor, coded a block of rows at a time."""
+        encoder, symbols, offset = arithmetic.Encoder(), np.frombuffer(chunk, np.uint8), 0
+        for rows in self.predictor.distribution_blocks(chunk):
+            encoder.encode(symbols[offset:offset + len(rows)], rows)
+            offset += len(rows)
+        return encoder.words()
 
     def _encode_windows(self, chunks: Sequence[bytes]) -> list[np.ndarray]:
         """Code each chunk window by window, into one stream per chunk; with a companion,
@@ -852,6 +873,9 @@ class PredictiveCompressor(ModelCompressor):
             older = self._with_older_companion(header)
             if older is not None:
                 return older.decompress(payload, max_output_bytes)
+        online = self._online_for(header)
+        if online is not None:
+            return online.decompress(payload, max_output_bytes)
         check_model(header, self.model, self.name)
         context = self.predictor.context_length
         windowed = context is not None and (header.chunk_size is None
@@ -874,6 +898,22 @@ class PredictiveCompressor(ModelCompressor):
             output = b"".join(self._each_group("_decode_group", jobs))
         check_crc(output_crc(output, header), header, self.name)
         return bytes(output)
+
+    def _online_for(self, header: PayloadHeader) -> PredictiveCompressor | None:
+        """The compressor that decodes `header`'s payload when it is not this one's kind:
+        with an online predictor, a stream without windows is the online predictor's
+        (its windows are its own), anything else the windowed one's."""
+        if self.online is None:
+            return None
+        context = self.windowed_predictor.context_length
+        online = header.stride is None and (header.chunk_size is None
+                                            or header.chunk_size > context)
+        if online == (self.predictor is self.online):
+            return None
+        return PredictiveCompressor(self.windowed_predictor, header.chunk_size,
+                                    self.batch_size, self.name, self.predictor_params,
+                                    workers=self.workers, stride=header.stride,
+                                    online=self.online, stream_online=online)
 
     def _decode_group(self, streams: Sequence[np.ndarray], lengths: Sequence[int]) -> bytes:
         """Mirror of `_walk` + `_encode_group`: decode one byte per chunk, then step."""
@@ -1106,7 +1146,7 @@ def _in_worker(recipe: tuple[str, tuple[tuple[str, Any], ...]], method: str, *jo
 
 #: What the container of a model compressor leaves out: what the payload records itself
 #: (its chunk and group sizes, the Transformer's stride, the model's fingerprint).
-MODEL_PAYLOAD_PARAMS = ("chunk_size", "batch_size", "stride", "fingerprint")
+MODEL_PAYLOAD_PARAMS = ("chunk_size", "batch_size", "stride", "fingerprint", "online")
 
 
 @register("cm", "context mixing (lpaq-style: orders 0-6, words, sparse and record contexts, "
@@ -1131,22 +1171,31 @@ def context_mixing(chunk_size: int | None = None, order: int = 4, table_bits: in
 
 
 @register("transformer", "the paper's byte-level Transformer (pretrained, shipped weights) "
-          "+ arithmetic coding. Streams by default: every byte after at least "
-          "context - stride bytes of context (windows of its 2048-byte context); mix=cm "
-          "mixes its windows with cm, which learns the whole file; chunk_size=2048 codes "
-          "the paper's independent chunks", is_model=True,
-          runtime_params=("workers", "device"), payload_params=MODEL_PAYLOAD_PARAMS)
+          "+ arithmetic coding. Streams by default: every byte after at least 1024 bytes "
+          "of context (windows of its 2048-byte context); online=true (what gencomp "
+          "compress sets) lets its output layer learn across the file; mix=cm mixes the "
+          "windows with cm, which learns the whole file; chunk_size=2048 codes the "
+          "paper's independent chunks", is_model=True,
+          runtime_params=("workers", "device"), payload_params=MODEL_PAYLOAD_PARAMS,
+          file_params={"online": True})
 def transformer(size: str = "200k", checkpoint: str | None = None, device: str = "cpu",
                 engine: str = "auto", chunk_size: int | None = None,
                 stride: int | None = None, mix: str | None = None,
                 batch_size: int = DEFAULT_BATCH_SIZE, fingerprint: str | None = None,
-                workers: int = 1) -> PredictiveCompressor:
+                workers: int = 1, online: bool = False) -> PredictiveCompressor:
     """`engine` "auto" picks the CPU kernels on the CPU; when decoding (`fingerprint`
     given) it picks the engine that made the payload, so payloads coded before the
     kernels existed (torch engine) still decode. `mix` "cm" mixes the streaming windows
-    with the context-mixing model (module doc)."""
+    with the context-mixing model (module doc). `online` (kernels engine): a stream is
+    coded with an output layer that learns across it (`predictors.online_head`), unless
+    `mix` or `stride` asks for the windows: what `gencomp compress` uses for files (it
+    codes them 2 points smaller), not the default, which keeps the model as trained for
+    samplers (`gencomp sample` drew fewer known words from the online head, which also
+    learns from its own samples). Payloads of either kind decode either way."""
+    if not isinstance(online, bool):
+        raise ValueError(f"online must be true or false, got {online!r}")
     return _transformer("transformer", size, checkpoint, device, engine, chunk_size, stride,
-                        mix, batch_size, fingerprint, workers)
+                        mix, batch_size, fingerprint, workers, online)
 
 
 @register("transformer-cm", "the shipped Transformer mixed with cm and its numeric models "
@@ -1163,25 +1212,31 @@ def transformer_with_cm(size: str = "200k", checkpoint: str | None = None, devic
     if mix != "cm-signals":
         raise ValueError(f"transformer-cm mixes cm-signals, not {mix!r} (see transformer)")
     return _transformer("transformer-cm", size, checkpoint, device, engine, chunk_size, stride,
-                        mix, batch_size, fingerprint, workers)
+                        mix, batch_size, fingerprint, workers, online=False)
 
 
 def _transformer(name: str, size: str, checkpoint: str | None, device: str, engine: str,
                  chunk_size: int | None, stride: int | None, mix: str | None,
-                 batch_size: int, fingerprint: str | None, workers: int
+                 batch_size: int, fingerprint: str | None, workers: int, online: bool
                  ) -> PredictiveCompressor:
     # imports torch: only when asked
     from predictors.transformer import TransformerPredictor, load_pretrained
 
     predictor = load_pretrained(size, checkpoint, device, engine)
-    if engine == "auto" and fingerprint not in (None, predictor.fingerprint):
+    online_predictor = None
+    if predictor.engine == "kernels" and mix is None:
+        from predictors.online_head import OnlineHeadTransformer
+
+        online_predictor = OnlineHeadTransformer(predictor)
+    known = {None, predictor.fingerprint, online_predictor and online_predictor.fingerprint}
+    if engine == "auto" and fingerprint not in known:
         torch_engine = TransformerPredictor(predictor.model, device, engine="torch",
                                             held_out_rate_percent=predictor.held_out_rate_percent)
         if torch_engine.fingerprint == fingerprint:
-            predictor = torch_engine
+            predictor, online_predictor = torch_engine, None
     return PredictiveCompressor(predictor, chunk_size, batch_size, name=name,
                                 predictor_params={"size": size, "checkpoint": checkpoint,
                                                   "device": device,
                                                   "engine": predictor.engine},
                                 fingerprint=fingerprint, workers=workers, stride=stride,
-                                mix=mix)
+                                mix=mix, online=online_predictor, stream_online=online)

@@ -133,8 +133,9 @@ def compress(
                                   show_default=False),
 ) -> None:
     """Compress a file into a checked .gcz container."""
-    params = {**parse_params(param), **runtime_params(compressor_name, workers)}
     spec = compressor_spec(compressor_name)
+    params = {**spec.file_params, **parse_params(param),
+              **runtime_params(compressor_name, workers)}
     if level is not None:
         if spec.level_param is None:
             raise UsageError(f"compressor {compressor_name!r} has no level")
