@@ -37,6 +37,7 @@ import numpy as np
 from machine import cpu_model
 
 from gencomp import get_compressor
+from gencomp.compressor import Compressor
 from gencomp.container import pack, unpack
 from gencomp.errors import ContainerError
 
@@ -131,19 +132,21 @@ def bench_files(workers: int) -> None:
           f"{100 * totals['cm_c'] / totals['cm_d']:.0f} % of its compression speed")
     print(f"round trips exact on all {len(rows)} files; {damaged} of {tried} containers with "
           "a flipped bit refused with a ContainerError, none gave other bytes")
-    small = files()[-1][1][:6000]
-    payload = cm.compress(small)
-    container = pack(cm, small)
-    print(f"a 6,000-byte file: container {len(container):,} bytes, of which payload "
-          f"{len(payload):,}; framing {len(container) - len(payload)} (container) + "
-          f"{payload_framing(payload)} (payload) bytes over the coded stream")
+    print_small_file(cm, files()[-1][1][:6000], 1)
 
 
-def payload_framing(payload: bytes) -> int:
+def print_small_file(compressor: Compressor, small: bytes, unit: int) -> None:
+    """A 6,000-byte file's container, and what it costs beyond the coded stream (`unit`:
+    the payload's size unit, 4 for the range coder's words)."""
     from gencomp.codecs.predictive import parse_payload
 
-    _, streams = parse_payload(payload, "cm", 1 << 40, 1)
-    return len(payload) - sum(len(stream) for stream in streams)
+    payload = compressor.compress(small)
+    container = pack(compressor, small)
+    _, streams = parse_payload(payload, compressor.name, 1 << 40, unit)
+    framing = len(payload) - sum(len(stream) for stream in streams)
+    print(f"a 6,000-byte file, {compressor.name}: container {len(container):,} bytes, of "
+          f"which payload {len(payload):,}; framing {len(container) - len(payload)} "
+          f"(container) + {framing} (payload) bytes over the coded stream")
 
 
 def bench_transformer(workers: int, stride: int | None, limit: int | None) -> None:
@@ -176,6 +179,7 @@ def bench_transformer(workers: int, stride: int | None, limit: int | None) -> No
         window = f", stride {compressor.stride}" if getattr(compressor, "stride", None) else ""
         print(f"  {label + window:<40} {100 * bits / 8 / len(data):7.3f} %   "
               f"({seconds:.0f} s, {len(data) / seconds / 1e3:.1f} KB/s)", flush=True)
+    print_small_file(get_compressor("transformer", **online), tail[:6000], 4)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import torch
 
 from gencomp import get_compressor
 from gencomp.codecs.predictive import PredictiveCompressor, parse_payload
-from gencomp.container import pack, unpack
+from gencomp.container import pack, read_header, unpack
 from gencomp.errors import ContainerError, UsageError
 from predictors.online_head import HEAD_LEARNING_RATE, OnlineHeadTransformer
 from predictors.train import HELD_OUT_FRACTION
@@ -144,3 +144,13 @@ def test_damage_gives_an_error_or_the_original(checkpoint: str, enwik8_megabyte:
         except ContainerError:
             refused += 1
     assert refused >= len(payload) - 4
+
+
+def test_a_small_files_container_costs_tens_of_bytes(enwik8_megabyte: bytes) -> None:
+    """What `gencomp compress -c transformer` writes for a 6 KB file: at most 64 bytes
+    beyond the coded stream (container framing and payload framing together)."""
+    compressor = get_compressor("transformer", online=True)
+    container = pack(compressor, enwik8_megabyte[:6000])
+    _, payload = read_header(container)
+    _, [stream] = parse_payload(payload, "transformer", 6000, 4)
+    assert len(container) - len(stream) <= 64

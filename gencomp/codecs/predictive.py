@@ -28,10 +28,10 @@ encoder scores each window whole (`sequence_distributions`, bit-identical to ste
 it), the decoder steps it. `ContextMixingCompressor` (`cm`) codes its model's bits with
 a binary arithmetic coder instead (`gencomp.codecs.cm_coder`).
 
-Payload, version 2 (written; "varint" is unsigned LEB128, `gencomp.varints`):
+Payload, version 3 (written; "varint" is unsigned LEB128, `gencomp.varints`):
 
     magic "GCP"     3 bytes
-    version         1 byte   (2)
+    version         1 byte   (3)
     length          varint   bytes of original data
     chunk_size      varint   0: the whole input is one chunk
     group_size      varint   chunks stepped together
@@ -39,15 +39,16 @@ Payload, version 2 (written; "varint" is unsigned LEB128, `gencomp.varints`):
     fingerprint     8 bytes  the first 64 bits of the predictor's digest (its config and
                              weights; with a mixture, of both models): a payload decodes
                              only with the same model
-    predictor       u8 length + UTF-8 name
     crc32           u32      of all the above followed by the original data: damage that
                              still decodes (to other bytes, or under other settings) is caught
     stream sizes    a varint per chunk: its coded stream's length (32-bit words of the
                     range coder; bytes of the binary coder)
     streams         each chunk's coded stream, one after the other
 
-A 6 KB file thus pays 26 bytes of framing with `cm`, 36 with the Transformer (its name
-is longer). Version 1 (fixed-width sizes, the full fingerprint as text) is still read.
+A 6 KB file thus pays 23 bytes of framing, whichever the model. Version 2 is version 3
+with the predictor's name (u8 length + UTF-8) after the fingerprint, which names only what
+the fingerprint already pins; version 1 (fixed-width sizes, the full fingerprint as text)
+is also still read.
 
 A chunk's stream is complete in itself, so chunks decode independently and can be coded
 by several workers at once: groups of chunks in processes, or single chunks in threads
@@ -94,7 +95,7 @@ from gencomp.processes import map_in_order
 from predictors.base import Predictor
 
 MAGIC = b"GCP"
-VERSION = 2
+VERSION = 3
 DEFAULT_CHUNK_SIZE = CHUNK_SIZE
 DEFAULT_BATCH_SIZE = 64
 #: Bytes one chunk may hold (a streaming chunk is held in memory while it is coded).
@@ -137,7 +138,7 @@ class PayloadHeader(NamedTuple):
     group_size: int
     stride: int | None      # None: no windows
     fingerprint: str        # hex digits: the whole digest (version 1) or its first 16
-    name: str
+    name: str | None        # the predictor's name (versions 1 and 2 record it)
     header_crc: int         # CRC-32 of the header, to be continued over the decoded data
     crc: int                # the recorded CRC-32 of header and data
 
@@ -151,14 +152,12 @@ def chunk_lengths(length: int, chunk_size: int | None) -> list[int]:
 
 def pack_payload(model: tuple[str, str], data: bytes, chunk_size: int | None, group_size: int,
                  stride: int | None, streams: Sequence[bytes], unit: int) -> bytes:
-    """A version-2 payload of `data` coded as `streams`, one per chunk, whose sizes are
+    """A version-3 payload of `data` coded as `streams`, one per chunk, whose sizes are
     recorded in `unit`s of bytes (4: the range coder's words), by `model` (predictor name,
-    fingerprint)."""
-    name, fingerprint = model[0].encode("utf-8"), model[1]
+    fingerprint: only the fingerprint is recorded)."""
     header = b"".join([MAGIC, bytes([VERSION]), varints.encode(len(data)),
                        varints.encode(chunk_size or 0), varints.encode(group_size),
-                       varints.encode(stride or 0), _fingerprint_bytes(fingerprint),
-                       bytes([len(name)]), name])
+                       varints.encode(stride or 0), _fingerprint_bytes(model[1])])
     sizes = b"".join(varints.encode(len(stream) // unit) for stream in streams)
     return b"".join([header, _CRC.pack(zlib.crc32(data, zlib.crc32(header))), sizes, *streams])
 
@@ -174,7 +173,7 @@ def parse_payload(payload: bytes, owner: str, limit: int, unit: int
     version = payload[len(MAGIC)]
     if version == 1:
         return _parse_version1(payload, owner, limit)
-    if version != VERSION:
+    if version not in (2, VERSION):
         raise CorruptPayloadError(f"{owner}: unsupported payload version {version}")
     what = f"{owner}: payload header"
     offset = len(MAGIC) + 1
@@ -193,7 +192,9 @@ def parse_payload(payload: bytes, owner: str, limit: int, unit: int
     if offset + FINGERPRINT_BYTES > len(payload):
         raise TruncatedError(f"{what} is truncated")
     fingerprint = payload[offset:offset + FINGERPRINT_BYTES].hex()
-    name, offset = _short_string(payload, offset + FINGERPRINT_BYTES, owner)
+    name, offset = None, offset + FINGERPRINT_BYTES
+    if version == 2:
+        name, offset = _short_string(payload, offset, owner)
     if offset + _CRC.size > len(payload):
         raise TruncatedError(f"{what} is truncated")
     header_crc = zlib.crc32(payload[:offset])
@@ -272,7 +273,8 @@ def _as_recorded(header: PayloadHeader, fingerprint: str) -> str:
 def made_by(header: PayloadHeader, model: tuple[str, str]) -> bool:
     """Whether the payload records this model (predictor name, fingerprint)."""
     name, fingerprint = model
-    return header.name == name and header.fingerprint == _as_recorded(header, fingerprint)
+    return (header.name in (None, name)
+            and header.fingerprint == _as_recorded(header, fingerprint))
 
 
 def check_model(header: PayloadHeader, model: tuple[str, str], owner: str) -> None:
@@ -282,9 +284,13 @@ def check_model(header: PayloadHeader, model: tuple[str, str], owner: str) -> No
     expected = _as_recorded(header, fingerprint)
     if not made_by(header, model):
         raise ModelMismatchError(
-            f"{owner}: payload was made by predictor {header.name!r} with fingerprint "
+            f"{owner}: payload was made by {_made_by(header)} with fingerprint "
             f"{header.fingerprint}; the loaded one is {name!r} with {expected} "
             "(other model, weights or settings)")
+
+
+def _made_by(header: PayloadHeader) -> str:
+    return "a model" if header.name is None else f"predictor {header.name!r}"
 
 
 def output_crc(output: bytes, header: PayloadHeader, crc: int | None = None) -> int:
