@@ -17,6 +17,7 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import socket
 import stat
 import sys
@@ -119,11 +120,18 @@ def atomic_open(path: str | Path, force: bool = False) -> Iterator[IO[bytes]]:
     check_writable(path, force)
     remove_stale_temporaries(path)
     temporary_name = None
-    try:  # from the temporary file's making: Ctrl-C right after it must remove it too
+    try:  # from before the temporary file exists: Ctrl-C at any point must remove it
         with _write_errors_reported(path):
-            descriptor, temporary_name = tempfile.mkstemp(
-                prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=".tmp",
-                dir=path.parent)
+            # The name is known to the cleanup below before the file is created
+            # (tempfile.mkstemp creates it first: a Ctrl-C on its way out would leave the
+            # file with its name lost). A name clash can only be with one of this process's
+            # temporaries or a dead writer's, as the name carries our PID.
+            while True:
+                temporary_name = _temporary_name(path)
+                with contextlib.suppress(FileExistsError):
+                    descriptor = os.open(temporary_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                         0o600)
+                    break
         with os.fdopen(descriptor, "wb") as handle:
             yield handle
             with _write_errors_reported(path):
@@ -142,9 +150,15 @@ def atomic_open(path: str | Path, force: bool = False) -> Iterator[IO[bytes]]:
         raise
 
 
+def _temporary_name(path: Path) -> str:
+    """A fresh `.NAME.HOST-PID.RANDOM.tmp` beside `path`."""
+    name = f"{_temporary_prefix(path)}{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    return str(path.parent / name)
+
+
 def _output_mode(path: Path) -> int:
     """The permissions the output gets: those of the file it replaces (a private file stays
-    private), else those of a new file under the umask. (mkstemp's own are 0600.)"""
+    private), else those of a new file under the umask. (The temporary's own are 0600.)"""
     with contextlib.suppress(FileNotFoundError):
         return stat.S_IMODE(path.stat().st_mode)
     umask = os.umask(0o022)

@@ -122,6 +122,22 @@ def test_ctrl_c_while_writing_leaves_no_partial_or_temporary_file(folder, capsys
     assert (folder / "old.txt").read_bytes() == b"previous version"
 
 
+def test_ctrl_c_as_the_temporary_file_is_created_leaves_no_file(folder, capsys, monkeypatch):
+    """The interrupt lands the moment the temporary file exists, before its maker returns
+    (the window where a Ctrl-C of a benchmark run left a task's temporary file)."""
+    real_open = os.open
+
+    def interrupted(name, flags, *args):
+        real_open(name, flags, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gencomp.fileio.os, "open", interrupted)
+    assert main(["compress", "data.txt", "-o", "new.gcz"]) == 130
+    monkeypatch.undo()
+    assert capsys.readouterr().err == "gencomp: interrupted\n"
+    assert sorted(path.name for path in folder.iterdir()) == ["data.txt"]
+
+
 def test_a_full_disk_is_one_line_and_leaves_no_temporary(folder, capsys, monkeypatch):
     def disk_full(descriptor):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
