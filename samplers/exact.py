@@ -25,6 +25,22 @@ far) of the model the prompt taught, its contexts extended by the sample but its
 weights as the prompt left them, as a trained Transformer's weights stay fixed (a restart
 of the window primes on the window's text, sample included, then freezes again). That is
 no longer the code-length distribution, which learns through the sample; unfrozen it is.
+
+Copy limit (text). A model that has read a long prompt, cm above all, finds continuing a
+copy of it the likeliest thing, and sharpening (T < 1, top-k) makes it copy sentences. With
+a copy limit L, no word may begin where it would continue a copy: when the text x (the
+whole prompt, then the sample) ends in a non-letter, a byte b such that x[-L:]·b occurs in
+x is left out if b is an ASCII letter (it would start a word), or if x[-L:] holds no letter
+(a run of spaces or punctuation that long, which would otherwise repeat itself as
+"[[[[[[" unchecked). Each byte is then drawn from
+
+    ρ(b | x) ∝ p(b | x)^(1/T) over the bytes allowed, restricted to the top k of them,
+
+the predictor's distribution conditioned on the next byte being allowed. A copy thus runs
+at most L bytes into a new word, and the word that follows must be one the text never had
+after those bytes, while the words themselves stay the model's. It is the words sampler's
+rule (`samplers.words`) at the one place a byte-level sampler can apply it without cutting
+words: where they start. (Were every byte with nonzero probability left out, none would be.)
 """
 
 from __future__ import annotations
@@ -36,6 +52,8 @@ import numpy as np
 from gencomp.compressor import NextByteModel, SlidingWindow
 from samplers.choice import choose
 
+LETTERS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
 
 def kept_prompt(prompt: bytes, length: int, window: int | None) -> bytes:
     """The end of the prompt the model is primed on (see the module doc)."""
@@ -45,11 +63,29 @@ def kept_prompt(prompt: bytes, length: int, window: int | None) -> bytes:
     return prompt[len(prompt) - keep:]
 
 
+def copying_bytes(text: bytes, copy_limit: int) -> list[int]:
+    """The bytes a copy limit leaves out after `text`, sorted (see the module doc)."""
+    if len(text) <= copy_limit or text[-1] in LETTERS:
+        return []
+    tail = text[-copy_limit:]
+    in_a_word = any(byte in LETTERS for byte in tail)
+    found = set()
+    start = text.find(tail)
+    while 0 <= start < len(text) - copy_limit:
+        following = text[start + copy_limit]
+        if following in LETTERS or not in_a_word:
+            found.add(following)
+        start = text.find(tail, start + 1)
+    return sorted(found)
+
+
 def sample_exact(predictor: NextByteModel, prompt: bytes, length: int, *, window: int | None,
                  temperature: float, top_k: int | None, rng: np.random.Generator,
-                 advance: Callable[[int], None], frozen: bool = False) -> bytes:
+                 advance: Callable[[int], None], frozen: bool = False,
+                 copy_limit: int | None = None) -> bytes:
     """`length` bytes drawn from the predictor's next-byte distributions, conditioned on
-    at most `window` bytes; `frozen`: by the model as the prompt left it (see the module
+    at most `window` bytes; `frozen`: by the model as the prompt left it; `copy_limit`:
+    no word begins that continues a copy of more than that many bytes (see the module
     doc)."""
     text = kept_prompt(prompt, length, window)
     model = predictor if window is None else SlidingWindow(predictor, window)
@@ -59,11 +95,17 @@ def sample_exact(predictor: NextByteModel, prompt: bytes, length: int, *, window
     if frozen:
         model.freeze(state)
     generated = bytearray()
+    whole = bytearray(prompt)
     while len(generated) < length:
         with np.errstate(divide="ignore"):
             cost = -np.log2(probabilities[0])
+        if copy_limit is not None:
+            left_out = copying_bytes(bytes(whole), copy_limit)
+            if left_out and np.isfinite(np.delete(cost, left_out)).any():
+                cost[left_out] = np.inf
         symbol = choose(cost, temperature, top_k, rng)
         generated.append(symbol)
+        whole.append(symbol)
         advance(1)
         if len(generated) < length:
             probabilities = model.step(state, np.array([symbol], dtype=np.uint8))

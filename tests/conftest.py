@@ -29,6 +29,11 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def alice(data_dir: Path) -> bytes:
+    return (data_dir / "text" / "canterbury" / "alice29.txt").read_bytes()
+
+
+@pytest.fixture(scope="session")
 def enwik8_path(data_dir: Path) -> Path:
     return data_dir / "text" / "enwik8_first_4154400_bytes"
 

@@ -23,7 +23,7 @@ from predictors.transformer import TransformerConfig, TransformerModel, Transfor
 from samplers import sample_continuation
 from samplers.choice import choose
 from samplers.code_length import sample_code_length
-from samplers.exact import kept_prompt, sample_exact
+from samplers.exact import LETTERS, copying_bytes, kept_prompt, sample_exact
 from samplers.lookahead import copy_proposals, lz_copy
 from samplers.quality import copied_spans, measure, sample_words
 
@@ -255,6 +255,54 @@ def test_frozen_sampling_draws_from_the_model_the_prompt_left() -> None:
     assert bytes(by_hand) == frozen
     with pytest.raises(UsageError, match="frozen applies"):
         sample_continuation(get_compressor("gzip"), prompt, 4, frozen=True)
+
+
+def documented_left_out(text: bytes, copy_limit: int) -> set[int]:
+    """The copy limit's rule as samplers.exact states it, by brute force."""
+    if len(text) <= copy_limit or chr(text[-1]).isascii() and chr(text[-1]).isalpha():
+        return set()
+    tail = text[-copy_limit:]
+    punctuation_run = not any(chr(byte).isascii() and chr(byte).isalpha() for byte in tail)
+    return {byte for byte in range(256) if tail + bytes([byte]) in text
+            and (chr(byte).isascii() and chr(byte).isalpha() or punctuation_run)}
+
+
+@pytest.mark.parametrize("copy_limit", [1, 3, 5, 9])
+def test_copy_limit_leaves_out_what_its_rule_says(alice: bytes, copy_limit: int) -> None:
+    """At every cut of real prose, of random text and of punctuation runs, the bytes left
+    out are exactly those of the documented rule."""
+    generator = np.random.default_rng(copy_limit)
+    texts = [alice[:3000], bytes(generator.choice(list(b"ab ,["), 600)),
+             b"[[x]] [[[[[[[[ y [[[[[[[[[[ " * 4]
+    for text in texts:
+        for end in range(1, len(text) + 1):
+            assert set(copying_bytes(text[:end], copy_limit)) == documented_left_out(
+                text[:end], copy_limit)
+    assert LETTERS == {byte for byte in range(256) if chr(byte).isascii() and chr(byte).isalpha()}
+
+
+def test_exact_sampling_with_a_copy_limit_draws_no_left_out_byte(alice: bytes) -> None:
+    """cm, sharpened and learning on prose: with the limit every byte drawn is allowed
+    (and the sample copies less of the prompt), the same seed gives the same bytes, and
+    greedy picks the likeliest allowed byte."""
+    cm = context_mixing()
+    prompt = alice[:6000]
+    settings = {"temperature": 0.5, "top_k": 2, "seed": 7}
+    limited = sample_continuation(cm, prompt, 120, "exact", copy_limit=4, **settings)
+    assert limited == sample_continuation(cm, prompt, 120, "exact", copy_limit=4, **settings)
+    for index, byte in enumerate(limited):
+        assert byte not in documented_left_out(prompt + limited[:index], 4)
+    free = sample_continuation(cm, prompt, 120, "exact", **settings)
+    assert free != limited
+    assert copied_spans(limited, prompt)[1] < copied_spans(free, prompt)[1]
+    predictor = MarkovPredictor()
+    text = b"ab ab ab ab "
+    greedy = sample_continuation(IdealCodeLengthCompressor(predictor), text, 1, "exact",
+                                 temperature=0.0, copy_limit=2)
+    allowed = [byte for byte in range(256) if byte not in documented_left_out(text, 2)]
+    assert greedy[0] == max(allowed, key=lambda byte: predictor.table[ord(" ")][byte])
+    with pytest.raises(UsageError, match="copy limit applies"):
+        sample_continuation(get_compressor("gzip"), text, 4, "lookahead", copy_limit=3)
 
 
 def test_a_mixture_slides_its_windowed_predictor_and_keeps_the_rest() -> None:

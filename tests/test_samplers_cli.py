@@ -33,6 +33,23 @@ def run(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     return code, captured.out, captured.err
 
 
+def test_cm_continues_text_with_a_copy_limit_unless_told_otherwise(
+        text_prompt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """cm's text default is exact sampling at T 0.5, top-k 2, copy limit 5, recorded in
+    the JSON; --copy-limit 0 samples the plain sharpened distribution."""
+    cm = get_compressor("cm")
+    for given, recorded in [([], 5), (["--copy-limit", "0"], None), (["--copy-limit", "3"], 3)]:
+        output = tmp_path / f"cm-{recorded}.txt"
+        code, _, err = run(["sample", "-c", "cm", "--prompt", str(text_prompt), "--offset", "6",
+                            "--length", "30", "--seed", "1", "-o", str(output), *given], capsys)
+        assert code == 0, err
+        record = json.loads(output.with_name(output.name + ".json").read_text())
+        assert (record["sampled_with"], record["temperature"], record["top_k"],
+                record["copy_limit"]) == ("exact", 0.5, 2, recorded)
+        assert output.read_bytes() == sample_continuation(
+            cm, PROMPT, 30, "exact", temperature=0.5, top_k=2, copy_limit=recorded, seed=1)
+
+
 def test_text_output_is_exactly_the_continuation(text_prompt: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "sample.txt"
@@ -104,7 +121,7 @@ def test_model_compressors_sample_images_frozen_unless_asked(
         assert code == 0, err
         record = json.loads(output.with_name(output.name + ".json").read_text())
         recorded[label] = (record["frozen"], record["temperature"])
-    assert recorded == {"image": (True, 0.8), "learning": (False, 0.8), "text": (False, 0.7),
+    assert recorded == {"image": (True, 0.8), "learning": (False, 0.8), "text": (False, 0.5),
                         "lookahead": (False, 0.8)}
 
 
@@ -163,6 +180,9 @@ def test_length_unit_is_recorded_and_bytes_is_the_papers_sampler(
     (["--prompt", "TEXT", "-c", "nosuch"], "unknown compressor"),
     (["--prompt", "TEXT", "--length-unit", "nats"], "unknown length unit"),
     (["--prompt", "TEXT", "--frozen"], "--frozen applies to model compressors"),
+    (["--prompt", "TEXT", "--sampler", "lookahead", "--copy-limit", "5"],
+     "--copy-limit applies to text"),
+    (["--prompt", "TEXT", "-c", "cm", "--copy-limit", "-1"], "copy limit"),
 ])
 def test_bad_input_is_one_line_and_exit_2(arguments: list[str], message: str, tmp_path: Path,
                                           text_prompt: Path,

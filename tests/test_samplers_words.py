@@ -88,11 +88,6 @@ class Recording(Compressor):
         return self.inner.continuation_bits(context, candidates, unit)
 
 
-@pytest.fixture(scope="module")
-def alice(data_dir: Path) -> bytes:
-    return (data_dir / "text" / "canterbury" / "alice29.txt").read_bytes()
-
-
 def test_same_seed_same_sample_and_seeds_differ(alice: bytes) -> None:
     prompt = alice[20000:21948]
     for name in ("gzip", "bz2"):

@@ -52,9 +52,9 @@ SUFFIXES = {"text": ".txt", "image": ".png", "audio": ".wav"}
 DEFAULT_LENGTH = {"text": 100, "audio": 1600}
 DEFAULT_LOOKAHEAD_HORIZON = 8
 #: Text defaults that do best on unseen prose (benchmarks/bench_text_samples.py): the words
-#: sampler for classical codecs; for model compressors, exact sampling sharpened this much
-#: (cm's after 1,948-byte prompts; after 32 KiB, T 0.75 without top-k does better).
-TEXT_MODEL_SETTINGS = {"cm": {"temperature": 0.7, "top_k": 3},
+#: sampler for classical codecs; for model compressors, exact sampling sharpened this much,
+#: and for cm with a copy limit (samplers.exact): sharpened, cm copies a long prompt.
+TEXT_MODEL_SETTINGS = {"cm": {"temperature": 0.5, "top_k": 2, "copy_limit": 5},
                        "transformer": {"temperature": 0.35},
                        "transformer-cm": {"temperature": 0.35}}
 #: Image and audio defaults for model compressors (benchmarks/bench_bit_exact.py, tuned on
@@ -104,8 +104,10 @@ def _default_output(prompt: str, modality: str, compressor: str, settings: dict[
     parts = [stem, compressor, settings["sampler"]]
     if settings["sampler"] == "lookahead":
         parts.append(f"h{settings['horizon']}")
-    if settings.get("copy_limit", DEFAULT_COPY_LIMIT) != DEFAULT_COPY_LIMIT:
-        parts.append(f"c{settings['copy_limit']}")
+    copy_limit = settings.get("copy_limit")
+    if copy_limit is not None and (settings["sampler"] != "words"
+                                   or copy_limit != DEFAULT_COPY_LIMIT):
+        parts.append(f"c{copy_limit}")
     if settings["temperature"] != 1.0:
         parts.append(f"t{settings['temperature']:g}")
     if settings["top_k"] is not None:
@@ -146,11 +148,11 @@ def sample(
     beam_width: int = typer.Option(8, "--beam-width", help="Lookahead beam width."),
     temperature: float | None = typer.Option(None, "--temperature",
                                              help="0 = greedy (default 1; text with cm "
-                                                  "0.7, transformer(-cm) 0.35; images "
+                                                  "0.5, transformer(-cm) 0.35; images "
                                                   "with a model compressor 0.8)."),
     top_k: int | None = typer.Option(None, "--top-k",
                                      help="Keep the k most likely (default all; text with "
-                                          "cm 3)."),
+                                          "cm 2)."),
     frozen: bool | None = typer.Option(None, "--frozen/--learning",
                                        help="Model compressors: draw from the model as the "
                                             "prompt left it (default for images and "
@@ -160,7 +162,10 @@ def sample(
     copy_limit: int | None = typer.Option(None, "--copy-limit",
                                           help="Words sampler: longest verbatim copy of "
                                                f"the text, in bytes (default "
-                                               f"{DEFAULT_COPY_LIMIT})."),
+                                               f"{DEFAULT_COPY_LIMIT}). Exact sampling of "
+                                               "text: no word may start that continues a "
+                                               "copy of more bytes (default: cm 5, others "
+                                               "none; 0 = none)."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same sample."),
     param: list[str] = typer.Option([], "--param", help="Compressor parameter KEY=VALUE."),
     prompt_bytes: int | None = typer.Option(None, "--prompt-bytes",
@@ -217,10 +222,17 @@ def sample(
         sampler = "words" if modality == "text" and not spec.is_model else "code-length"
     if sampler == "words" and modality != "text":
         raise UsageError("the words sampler continues text only")
-    if copy_limit is not None and sampler != "words":
-        raise UsageError("--copy-limit applies to the words sampler only")
+    takes_copy_limit = modality == "text" and (
+        sampler == "words" or (spec.is_model and sampler != "lookahead"))
+    if copy_limit is not None and not takes_copy_limit:
+        raise UsageError("--copy-limit applies to text, with the words sampler or a model "
+                         "compressor's exact sampling")
     temperature = defaults.get("temperature", 1.0) if temperature is None else temperature
     top_k = defaults.get("top_k") if top_k is None else top_k
+    if copy_limit is None and takes_copy_limit:
+        copy_limit = DEFAULT_COPY_LIMIT if sampler == "words" else defaults.get("copy_limit")
+    elif copy_limit == 0 and sampler != "words":  # exact sampling from the plain distribution
+        copy_limit = None
     if frozen is None:  # a default only where the exact sampler runs (it alone can freeze)
         frozen = defaults.get("frozen", False) and sampler in ("code-length", "exact")
     if horizon is not None and horizon != 1 and sampler != "lookahead":
@@ -229,7 +241,7 @@ def sample(
         horizon = DEFAULT_LOOKAHEAD_HORIZON if sampler == "lookahead" else 1
     length = DEFAULT_LENGTH.get(modality, 0) if length is None else length
     check_settings(sampler, length, horizon, beam_width, temperature, top_k, seed,
-                   length_unit, DEFAULT_COPY_LIMIT if copy_limit is None else copy_limit)
+                   length_unit, copy_limit)
     image_task = image_task or "rows"
     if image_task not in IMAGE_TASKS:
         raise UsageError(f"unknown --image-task {image_task!r}; choose rows or patch")
@@ -243,8 +255,8 @@ def sample(
     settings = {"sampler": sampler, "seed": seed, "horizon": horizon,
                 "beam_width": beam_width, "temperature": temperature, "top_k": top_k,
                 "length_unit": length_unit, "frozen": frozen}
-    if sampler == "words":
-        settings["copy_limit"] = DEFAULT_COPY_LIMIT if copy_limit is None else copy_limit
+    if takes_copy_limit:
+        settings["copy_limit"] = copy_limit
     output_path = Path(output) if output else _default_output(prompt, modality,
                                                               compressor_name, settings)
     metadata_path = output_path.with_name(output_path.name + ".json")
