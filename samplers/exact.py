@@ -36,11 +36,12 @@ x is left out if b is an ASCII letter (it would start a word), or if x[-L:] hold
 
     ρ(b | x) ∝ p(b | x)^(1/T) over the bytes allowed, restricted to the top k of them,
 
-the predictor's distribution conditioned on the next byte being allowed. A copy thus runs
-at most L bytes into a new word, and the word that follows must be one the text never had
-after those bytes, while the words themselves stay the model's. It is the words sampler's
-rule (`samplers.words`) at the one place a byte-level sampler can apply it without cutting
-words: where they start. (Were every byte with nonzero probability left out, none would be.)
+the predictor's distribution conditioned on the next byte being allowed. A copy may still
+run to the end of the word it is in, but the next word must start with a letter that never
+followed the last L bytes in the text, while the words themselves stay the model's. It is
+the words sampler's rule (`samplers.words`) at the one place a byte-level sampler can
+apply it without cutting words: where they start. (Were every byte with nonzero
+probability left out, none would be.)
 """
 
 from __future__ import annotations
