@@ -10,6 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("gencomp", "samplers", "predictors")
 
@@ -161,3 +163,22 @@ def test_importing_samplers_or_the_interface_loads_no_codec_or_predictor() -> No
     assert _loaded_after("import gencomp.compressor") == []
     assert _loaded_after("from gencomp import get_compressor; get_compressor('gzip')") == [
         "gencomp.codecs.bytestream"]
+
+
+#: What a command that needs none of them must not import: each costs 0.1-3 s of start-up
+#: (pydantic comes with typer 0.29, which pyproject.toml therefore excludes).
+HEAVY_LIBRARIES = ("torch", "matplotlib", "dask", "numba", "pydantic")
+
+
+@pytest.mark.parametrize("command", ["list", "compress-gzip"])
+def test_light_commands_import_no_heavy_library(command: str, tmp_path: Path) -> None:
+    (tmp_path / "small.txt").write_bytes(b"a small file to compress " * 40)
+    arguments = {"list": ["list"],
+                 "compress-gzip": ["compress", "-c", "gzip", str(tmp_path / "small.txt")]}
+    code = ("import sys\nfrom gencomp.cli import main\n"
+            f"code = main({arguments[command]!r})\n"
+            "print(code, sorted({name.split('.')[0] for name in sys.modules} & "
+            f"set({HEAVY_LIBRARIES!r})))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "0 []", result
