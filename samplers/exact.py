@@ -96,17 +96,15 @@ def sample_exact(predictor: NextByteModel, prompt: bytes, length: int, *, window
     if frozen:
         model.freeze(state)
     generated = bytearray()
-    whole = bytearray(prompt)
     while len(generated) < length:
         with np.errstate(divide="ignore"):
             cost = -np.log2(probabilities[0])
         if copy_limit is not None:
-            left_out = copying_bytes(bytes(whole), copy_limit)
+            left_out = copying_bytes(prompt + generated, copy_limit)
             if left_out and np.isfinite(np.delete(cost, left_out)).any():
                 cost[left_out] = np.inf
         symbol = choose(cost, temperature, top_k, rng)
         generated.append(symbol)
-        whole.append(symbol)
         advance(1)
         if len(generated) < length:
             probabilities = model.step(state, np.array([symbol], dtype=np.uint8))
