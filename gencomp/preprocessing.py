@@ -13,7 +13,6 @@ import functools
 import math
 
 import numpy as np
-from PIL import Image
 
 from gencomp.errors import UsageError
 
@@ -32,6 +31,8 @@ def grayscale_image(path: str) -> np.ndarray:
 
     The integer floor of (r + g + b) / 3 equals the float mean truncated, exactly. Cached:
     consecutive benchmark tasks often share the image at their boundary."""
+    from PIL import Image  # loaded where an image is read, not by every command
+
     try:
         with Image.open(path) as image:
             rgb = np.asarray(image.convert("RGB"), dtype=np.uint16)

@@ -165,9 +165,11 @@ def test_importing_samplers_or_the_interface_loads_no_codec_or_predictor() -> No
         "gencomp.codecs.bytestream"]
 
 
-#: What a command that needs none of them must not import: each costs 0.1-3 s of start-up
-#: (pydantic comes with typer 0.29, which pyproject.toml therefore excludes).
-HEAVY_LIBRARIES = ("torch", "matplotlib", "dask", "numba", "pydantic")
+#: What a command that needs none of them must not import: each costs 0.02-3 s of start-up
+#: (pydantic comes with typer 0.29, which pyproject.toml therefore excludes; http with
+#: urllib.request).
+HEAVY_LIBRARIES = ("torch", "matplotlib", "dask", "numba", "pydantic", "PIL", "soundfile",
+                   "http")
 
 
 @pytest.mark.parametrize("command", ["list", "compress-gzip"])

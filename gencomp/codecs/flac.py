@@ -37,7 +37,6 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import soundfile
 
 from gencomp.compressor import Compressor, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
@@ -110,6 +109,8 @@ class FlacCompressor(Compressor):
     def compress(self, data: bytes) -> bytes:
         if not data:
             return b""
+        import soundfile  # libsndfile: loaded by the first FLAC, not by every command
+
         samples = (np.frombuffer(data, dtype=np.uint8).astype(np.int16) - 128) << 8
         with io.BytesIO() as buffer:
             soundfile.write(buffer, samples, self.sample_rate, format="FLAC",
@@ -123,6 +124,8 @@ class FlacCompressor(Compressor):
         container's own digest needs too)."""
         if not payload:
             return
+        import soundfile
+
         limit = output_limit(max_output_bytes)
         declared, md5 = self._check_streaminfo(payload)
         if declared > limit:

@@ -35,7 +35,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from PIL import Image, PngImagePlugin
 
 from gencomp.compressor import DECODE_PIECE_BYTES, Compressor, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
@@ -79,6 +78,8 @@ class PngCompressor(Compressor):
     def compress(self, data: bytes) -> bytes:
         if not data:
             return b""
+        from PIL import Image, PngImagePlugin  # loaded by the first PNG, not by every command
+
         rows, columns, padding = self.layout(len(data))
         image = Image.frombytes("L", (columns, rows), data + bytes(padding))
         info = PngImagePlugin.PngInfo()
@@ -245,3 +246,4 @@ def _padding(found: list[tuple[bytes, bytes]]) -> int:
                 raise CorruptPayloadError(f"png: bad padding {text[:20]!r}")
             return int(text)
     return 0
+

@@ -8,30 +8,21 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gencomp.bench import (
-    EXECUTORS,
-    BenchSettings,
-    Task,
-    assemble,
-    choose_compressors,
-    plan_tasks,
-    run_plan,
-    task_path,
-)
-from gencomp.bench_report import print_report, write_outputs
 from gencomp.commands import invocation
 from gencomp.commands.codec import parse_params
 from gencomp.commands.progress import PROGRESS_HELP, Estimate, EstimateColumn, on_terminal
 from gencomp.compressor import compressor_spec
 from gencomp.constants import CHUNK_SIZE, DATA_ENV
-from gencomp.datasets import DataLocations
 from gencomp.errors import UsageError
+
+if TYPE_CHECKING:
+    from gencomp.bench import Task
 
 
 def parse_compressor_params(assignments: list[str]) -> dict[str, dict[str, Any]]:
@@ -109,6 +100,7 @@ class TaskCosts:
 
 
 def _choose_executor(executor: str | None, workers: int, scheduler: str | None) -> str:
+    from gencomp.bench import EXECUTORS
     if scheduler is not None:
         if executor not in (None, "dask"):
             raise UsageError("--scheduler needs --executor dask (or no --executor)")
@@ -154,6 +146,18 @@ def compress_bench(
                                   show_default=False),
 ) -> None:
     """Compression rates of every compressor on every data set, beside the paper's Table 1."""
+    # Imported here, not at the top, so that every other command starts without them.
+    from gencomp.bench import (
+        BenchSettings,
+        assemble,
+        choose_compressors,
+        plan_tasks,
+        run_plan,
+        task_path,
+    )
+    from gencomp.bench_report import print_report, write_outputs
+    from gencomp.datasets import DataLocations
+
     if output is None:
         if resume and run_name is None:
             raise UsageError("--resume needs the run's folder: -o DIR or --run-name NAME")

@@ -26,8 +26,6 @@ import os
 import shutil
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,6 +109,9 @@ def _temporary_path(folder: Path, name: str) -> Iterator[Path]:
 
 def _fetch(url: str, destination: Path, console: Console) -> tuple[int, str, str]:
     """Stream `url` to `destination`; return (size, sha256, md5)."""
+    import urllib.error  # with http and ssl: 20 ms that only a download needs
+    import urllib.request
+
     sha256, md5, size = hashlib.sha256(), hashlib.md5(), 0
     try:
         with urllib.request.urlopen(url, timeout=60) as response, \

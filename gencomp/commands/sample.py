@@ -23,25 +23,14 @@ import typer
 from gencomp.commands.codec import parse_params
 from gencomp.commands.progress import PROGRESS_HELP, on_terminal
 from gencomp.compressor import Compressor, compressor_spec, get_compressor
+from gencomp.constants import SAMPLE_RATE
 from gencomp.errors import UsageError
 from gencomp.fileio import check_distinct, check_writable, read_input, write_output, write_text
-from gencomp.render import wav_bytes
 from samplers.continuation import (
     SAMPLERS,
     check_settings,
     resolved_sampler,
     sample_continuation,
-)
-from samplers.modalities import (
-    PATCH_COLUMNS,
-    PATCH_ROWS,
-    SAMPLE_RATE,
-    continue_audio,
-    continue_image_rows,
-    continue_patch,
-    image_png_bytes,
-    load_audio_prompt,
-    load_image_prompt,
 )
 from samplers.quality import measure
 from samplers.words import DEFAULT_COPY_LIMIT
@@ -80,6 +69,8 @@ def _crop(image: np.ndarray, crop: str | None, whole_image: bool
     """The region sampled and its LEFT,TOP,WIDTH,HEIGHT (None: the whole image). Default:
     the centre patch of the paper's 32×64 pixels, which every codec continues in seconds
     (a whole photo is ~100,000 pixels: an hour for PNG)."""
+    from samplers.modalities import PATCH_COLUMNS, PATCH_ROWS
+
     if whole_image:
         return image, None
     rows, columns = image.shape
@@ -328,6 +319,14 @@ def _sample_text(compressor: Compressor, prompt: str, offset: int, prompt_bytes:
 def _sample_image(compressor: Compressor, prompt: str, crop: str | None, whole_image: bool,
                   task: str, rows_given: int | None, rows_above: int, settings: dict[str, Any],
                   progress: bool) -> tuple[bytes, dict[str, Any]]:
+    # Image and audio modules (Pillow, soundfile) load only where a command samples them.
+    from samplers.modalities import (
+        continue_image_rows,
+        continue_patch,
+        image_png_bytes,
+        load_image_prompt,
+    )
+
     image, crop = _crop(load_image_prompt(prompt), crop, whole_image)
     if task == "rows":
         result = continue_image_rows(compressor, image, rows_above=rows_above,
@@ -345,6 +344,9 @@ def _sample_image(compressor: Compressor, prompt: str, crop: str | None, whole_i
 
 def _sample_audio(compressor: Compressor, prompt: str, seconds: float | None, length: int,
                   settings: dict[str, Any], progress: bool) -> tuple[bytes, dict[str, Any]]:
+    from gencomp.render import wav_bytes
+    from samplers.modalities import continue_audio, load_audio_prompt
+
     samples = load_audio_prompt(prompt, seconds)
     if not len(samples):
         raise UsageError(f"the audio prompt is empty: {prompt}")
