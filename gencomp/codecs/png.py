@@ -246,4 +246,3 @@ def _padding(found: list[tuple[bytes, bytes]]) -> int:
                 raise CorruptPayloadError(f"png: bad padding {text[:20]!r}")
             return int(text)
     return 0
-
