@@ -160,8 +160,10 @@ def main() -> None:
     print(f"transformer {arguments.size}: {flops / 1e6:.2f} MFLOP per byte of a "
           f"{CHUNK_SIZE}-byte chunk ({projections / 1e6:.2f} in the projections, "
           f"{attention / 1e6:.2f} in attention), the same for encoder and decoder")
+    print(f"kernels compiled: {kernels.kernels.form} (aot: the cached ahead-of-time build, "
+          f"predictors/transformer_native.py; jit: numba's; GENCOMP_KERNELS=jit chooses it)")
     chunks = enwik8_chunks(arguments.chunks)
-    scored_bits(kernels, chunks[0][:64])  # warm-up: numba loads its cache
+    scored_bits(kernels, chunks[0][:64])  # warm-up: the kernels load
     encode_s = min(best_cpu_seconds(lambda c=chunk: scored_bits(kernels, c), arguments.repeats)
                    for chunk in chunks)
     decode_s = min(best_cpu_seconds(lambda c=chunk: stepped_bits(kernels, [c]),

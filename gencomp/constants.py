@@ -10,5 +10,8 @@ CHUNK_SIZE = 2048
 SAMPLE_RATE = 16000
 #: Environment variable naming a data folder laid out like ../shared/data.
 DATA_ENV = "GENCOMP_DATA"
+#: Environment variable that, set to "jit", runs the Transformer's kernels through numba's
+#: JIT instead of the ahead-of-time build (`predictors.transformer_native`).
+KERNELS_ENV = "GENCOMP_KERNELS"
 #: Our enwik8 sample (the first 4,154,400 bytes), relative to a data folder.
 ENWIK8_SAMPLE = "text/enwik8_first_4154400_bytes"

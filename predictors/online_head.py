@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from predictors import transformer_kernels
 from predictors.base import Predictor
 from predictors.transformer import BEGIN_TOKEN, TransformerPredictor
+from predictors.transformer_arrays import KernelCache, allocate_cache, allocate_scratch
 
 #: The output layer's SGD step size (module doc).
 HEAD_LEARNING_RATE = 0.002
@@ -45,7 +45,7 @@ class _Stream:
     """One sequence: its window's cache, the head as it has learnt so far, and the last
     layer's output and the distribution before the byte to come."""
 
-    cache: transformer_kernels.KernelCache
+    cache: KernelCache
     head: np.ndarray
     head_bias: np.ndarray
     hidden: np.ndarray          # (1, dim)
@@ -75,6 +75,7 @@ class OnlineHeadTransformer(Predictor):
             raise ValueError(f"stride must be 1 to {context}, got {self.stride}")
         self.rate = np.float32(rate)
         self._weights = transformer.kernel_weights
+        self._kernels = transformer.kernels
         self._fingerprint = hashlib.sha256(
             f"{transformer.fingerprint}+online-head:{float(self.rate)!r}:{self.stride}"
             .encode()).hexdigest()
@@ -104,21 +105,19 @@ class OnlineHeadTransformer(Predictor):
         for first in range(context, length, self.stride):
             yield first - (context - self.stride), first, min(first + self.stride, length)
 
-    def _hidden(self, cache: transformer_kernels.KernelCache, tokens: np.ndarray,
-                start: int) -> np.ndarray:
-        hidden = transformer_kernels._zeros(len(tokens), self._weights.head.shape[0])
-        transformer_kernels.extend_sequence_hidden(self._weights, cache, 0, tokens, start,
-                                                   hidden)
-        return hidden
+    def _hidden(self, cache: KernelCache, tokens: np.ndarray, start: int) -> np.ndarray:
+        scratch = allocate_scratch(self._weights, len(tokens))
+        self._kernels.extend_sequence_hidden(self._weights, cache, 0, tokens, start, scratch)
+        return scratch.states
 
     def _predict(self, stream: _Stream) -> None:
-        transformer_kernels.online_head(stream.head, stream.head_bias, stream.hidden,
-                                        np.full(1, -1), self.rate, stream.probabilities)
+        self._kernels.online_head(stream.head, stream.head_bias, stream.hidden,
+                                  np.full(1, -1), self.rate, stream.probabilities)
 
     def start(self, batch_size: int) -> tuple[list[_Stream], np.ndarray]:
         streams = []
         for _ in range(batch_size):
-            cache = transformer_kernels.allocate_cache(self._weights, 1)
+            cache = allocate_cache(self._weights, 1)
             stream = _Stream(cache, self._weights.head.copy(), self._weights.head_bias.copy(),
                              self._hidden(cache, np.full(1, BEGIN_TOKEN), 0),
                              np.empty((1, 256)), bytearray())
@@ -130,14 +129,13 @@ class OnlineHeadTransformer(Predictor):
         context = self.transformer.context_length
         for stream, symbol in zip(state, symbols, strict=True):
             if stream.learning:
-                transformer_kernels.learn_head(stream.head, stream.head_bias,
-                                               stream.hidden[0], stream.probabilities[0],
-                                               int(symbol), self.rate)
+                self._kernels.learn_head(stream.head, stream.head_bias, stream.hidden[0],
+                                         stream.probabilities[0], int(symbol), self.rate)
             stream.history.append(int(symbol))
             del stream.history[:-context]
             stream.seen += 1
             if self._restarts(stream.seen):
-                stream.cache = transformer_kernels.allocate_cache(self._weights, 1)
+                stream.cache = allocate_cache(self._weights, 1)
                 fed = np.frombuffer(stream.history[len(stream.history) - (context - self.stride):],
                                     np.uint8)
                 tokens = np.concatenate([[BEGIN_TOKEN], fed]).astype(np.int64)
@@ -163,12 +161,11 @@ class OnlineHeadTransformer(Predictor):
         head, head_bias = self._weights.head.copy(), self._weights.head_bias.copy()
         for start, first, end in self._windows(len(sequence)):
             tokens = np.concatenate([[BEGIN_TOKEN], symbols[start:end - 1]]).astype(np.int64)
-            cache = transformer_kernels.allocate_cache(self._weights, 1)
+            cache = allocate_cache(self._weights, 1)
             hidden = np.ascontiguousarray(self._hidden(cache, tokens, 0)[first - start:])
             rows = np.empty((end - first, 256))
-            transformer_kernels.online_head(head, head_bias, hidden,
-                                            symbols[first:end].astype(np.int64), self.rate,
-                                            rows)
+            self._kernels.online_head(head, head_bias, hidden,
+                                      symbols[first:end].astype(np.int64), self.rate, rows)
             yield rows
 
     def sequence_distributions(self, sequence: bytes) -> np.ndarray:

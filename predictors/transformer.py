@@ -58,14 +58,21 @@ from safetensors import SafetensorError
 from gencomp.errors import CheckpointError, UsageError
 from gencomp.fileio import write_output
 from gencomp.limits import check_model_memory
-from predictors import transformer_kernels
 from predictors.base import Predictor
+from predictors.transformer_arrays import (
+    KernelCache,
+    KernelWeights,
+    allocate_cache,
+    allocate_scratch,
+    pack_weights,
+)
 from predictors.transformer_config import (  # noqa: F401 (names of this module's interface)
     PRESETS,
     TransformerConfig,
     parameter_shapes,
     preset,
 )
+from predictors.transformer_native import Kernels, load_kernels
 
 if TYPE_CHECKING:
     from predictors.transformer_model import KVCache, TransformerModel
@@ -129,7 +136,7 @@ class ModelTensors(NamedTuple):
 class KernelState:
     """The kernels engine's key/value cache and the next position."""
 
-    cache: transformer_kernels.KernelCache
+    cache: KernelCache
     position: int = 0
 
 
@@ -172,9 +179,11 @@ class TransformerPredictor(Predictor):
         #: fair number when data it trained on is compressed (e.g. the bench's enwik8).
         self.held_out_rate_percent = held_out_rate_percent
         self._kernel_weights = (
-            transformer_kernels.pack_weights(self._arrays, self.model_config.num_heads,
-                                             self.model_config.context_length)
+            pack_weights(self._arrays, self.model_config.num_heads,
+                         self.model_config.context_length)
             if self.engine == "kernels" else None)
+        self._kernels = (load_kernels(self._kernel_weights) if self.engine == "kernels"
+                         else None)
         # The torch engine's fingerprint is the one payloads made before the kernels had.
         engine_mark = "" if self.engine == "torch" else f"engine={self.engine}"
         self._fingerprint = hashlib.sha256(
@@ -213,9 +222,14 @@ class TransformerPredictor(Predictor):
         return self.engine == "kernels"
 
     @property
-    def kernel_weights(self) -> transformer_kernels.KernelWeights | None:
+    def kernel_weights(self) -> KernelWeights | None:
         """The kernels engine's packed weights (None with the torch engine)."""
         return self._kernel_weights
+
+    @property
+    def kernels(self) -> Kernels | None:
+        """The compiled kernels the kernels engine runs (None with the torch engine)."""
+        return self._kernels
 
     def _check_room(self, position: int) -> None:
         if position >= self.context_length:
@@ -226,8 +240,8 @@ class TransformerPredictor(Predictor):
         tokens = np.ascontiguousarray(tokens, dtype=np.int64)
         if isinstance(state, KernelState):
             probabilities = np.empty((len(tokens), 256))
-            transformer_kernels.step_batch(self._kernel_weights, state.cache, tokens,
-                                           state.position, probabilities)
+            self._kernels.step_batch(self._kernel_weights, state.cache, tokens,
+                                     state.position, probabilities)
             state.position += 1
             return probabilities
         import torch
@@ -244,8 +258,7 @@ class TransformerPredictor(Predictor):
                            * config.embedding_dim, f"the transformer's key/value cache for a "
                            f"batch of {batch_size}")
         if self.engine == "kernels":
-            state = KernelState(transformer_kernels.allocate_cache(self._kernel_weights,
-                                                                   batch_size))
+            state = KernelState(allocate_cache(self._kernel_weights, batch_size))
         else:
             from predictors.transformer_model import KVCache
 
@@ -264,9 +277,10 @@ class TransformerPredictor(Predictor):
         last = np.empty((context.shape[0], 256))
         for row, tokens in enumerate(np.asarray(context, dtype=np.int64)):
             rows = np.empty((len(tokens), 256))
-            transformer_kernels.extend_sequence(self._kernel_weights, state.cache, row,
-                                                np.ascontiguousarray(tokens), state.position,
-                                                rows)
+            self._kernels.extend_sequence(self._kernel_weights, state.cache, row,
+                                          np.ascontiguousarray(tokens), state.position,
+                                          allocate_scratch(self._kernel_weights, len(tokens)),
+                                          rows)
             last[row] = rows[-1]
         state.position += context.shape[1]
         return last
@@ -278,7 +292,10 @@ class TransformerPredictor(Predictor):
         inputs = np.full(len(sequence), BEGIN_TOKEN, dtype=np.int64)  # then bytes 0 … n−2
         inputs[1:] = np.frombuffer(sequence[:-1], dtype=np.uint8)
         probabilities = np.empty((len(sequence), 256))
-        transformer_kernels.score_sequence(self._kernel_weights, inputs, probabilities)
+        self._kernels.extend_sequence(self._kernel_weights,
+                                      allocate_cache(self._kernel_weights, 1), 0, inputs, 0,
+                                      allocate_scratch(self._kernel_weights, len(inputs)),
+                                      probabilities)
         return probabilities
 
 

@@ -10,7 +10,7 @@ engine steps on both sides, the slow way (`TransformerModel.forward_step`). Here
 element is a fixed sequence of IEEE float32 operations written out below: no BLAS, no
 fast-math flags (so the compiler may not reassociate sums or fuse a multiply and an add),
 and our own `exp`. Vectors (`predictors.float32x16`) run across independent outputs, never
-within one output's sum. So `score_sequence` (the encoder: a whole chunk in one call) and
+within one output's sum. So `extend_sequence` (the encoder: a whole chunk in one call) and
 `step_batch` (the decoder: one byte per sequence per call) agree exactly, for any batch,
 and on any CPU that numba compiles for, since sqrt and division are correctly rounded
 everywhere.
@@ -36,22 +36,21 @@ that grid with a fused multiply-add (`_grid_product`), the one rounding the true
 had. The key/value cache keeps, per head, the smallest |value| so far, which tells the
 blocks of keys that cannot have one (their weights times it are normal).
 
-The parameters come from a checkpoint's tensors (`pack_weights`); the model itself stays
-the PyTorch module that trains and runs on the GPU. `tests/test_transformer_kernels.py`
+The parameters come from a checkpoint's tensors, and the cache and work arrays are
+allocated beside them (`transformer_arrays`, without numba); the model itself stays the
+PyTorch module that trains and runs on the GPU. A process runs these kernels as their
+ahead-of-time build where it can (`transformer_native`). `tests/test_transformer_kernels.py`
 checks these kernels against it (to float tolerance) and against themselves (exactly).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import NamedTuple
 
 import numba
 import numpy as np
 
 from predictors.float32x16 import (
-    LANES,
     absolute,
     any_less,
     copysign,
@@ -65,14 +64,10 @@ from predictors.float32x16 import (
     splat,
     store,
 )
-from predictors.transformer_config import sinusoidal_positions
+from predictors.transformer_arrays import BLOCK, LANES, QUERY_BLOCK
 
-#: Attention rows are processed in whole blocks of this many keys (four quarters of LANES).
-BLOCK = 4 * LANES
 #: Columns of one `_matmul` tile.
 TILE = 4 * LANES
-#: Attention rows that share a pass over the keys (a divisor of BLOCK).
-QUERY_BLOCK = 4
 #: 0, 1, …, 15: which key of a 16-key vector a lane holds.
 LANE_INDICES = np.arange(LANES, dtype=np.float32)
 LOG2_E = np.float32(1.4426950408889634)
@@ -97,86 +92,6 @@ ONE = np.float32(1.0)
 NEGATIVE_ZERO = np.float32(-0.0)
 
 _kernel = numba.njit(cache=True, boundscheck=False, nogil=True, error_model="numpy")
-
-
-@_kernel
-def _aligned_zeros(size):
-    """A zeroed float32 array that starts on a 64-byte cache line: a vector load that
-    spans two lines (numpy and numba align to 16 or 32 bytes) is about twice as slow."""
-    buffer = np.zeros(size + LANES, np.float32)
-    start = (-(buffer.ctypes.data // 4)) % LANES
-    return buffer[start:start + size]
-
-
-def _aligned(values: np.ndarray) -> np.ndarray:
-    out = _aligned_zeros(values.size).reshape(values.shape)
-    out[...] = values
-    return out
-
-
-@_kernel
-def _capacity(weights):
-    """Positions a cache holds: the context rounded up to whole BLOCKs."""
-    return -(-weights.positions.shape[0] // BLOCK) * BLOCK
-
-
-class KernelWeights(NamedTuple):
-    """A model's parameters as contiguous float32 arrays, laid out for `x @ W` products.
-    Per-layer arrays are stacked on a leading layer axis."""
-
-    embedding: np.ndarray      # (256, dim), already multiplied by √dim
-    positions: np.ndarray      # (context, dim)
-    qkv: np.ndarray            # (layers, dim, 3·dim): q, k, v; head h uses h·hd … (h+1)·hd
-    attention_out: np.ndarray  # (layers, dim, dim)
-    norm1_scale: np.ndarray    # (layers, dim)
-    norm1_shift: np.ndarray
-    ff_in: np.ndarray          # (layers, dim, hidden)
-    ff_in_bias: np.ndarray     # (layers, hidden)
-    ff_out: np.ndarray         # (layers, hidden, dim)
-    ff_out_bias: np.ndarray    # (layers, dim)
-    norm2_scale: np.ndarray
-    norm2_shift: np.ndarray
-    head: np.ndarray           # (dim, 256)
-    head_bias: np.ndarray      # (256,)
-    attention_scale: np.float32
-    num_heads: int
-
-
-def pack_weights(tensors: Mapping[str, np.ndarray], num_heads: int, context_length: int,
-                 ) -> KernelWeights:
-    """The kernels' layout of a `TransformerModel`'s state dict (float32 numpy arrays by
-    parameter name, as a checkpoint stores them)."""
-
-    def array(values: np.ndarray) -> np.ndarray:
-        return _aligned(np.asarray(values, dtype=np.float32))
-
-    layers = len({name.split(".")[1] for name in tensors if name.startswith("blocks.")})
-
-    def stacked(parameter: str, transpose: bool = False) -> np.ndarray:
-        arrays = [tensors[f"blocks.{layer}.{parameter}"] for layer in range(layers)]
-        return array(np.stack([values.T if transpose else values for values in arrays]))
-
-    embedding = array(tensors["embedding.weight"])
-    dim = embedding.shape[1]
-    return KernelWeights(
-        # float32 times the float32 scale, as PyTorch multiplies a float tensor by a number
-        embedding=array(embedding * np.float32(math.sqrt(dim))),
-        positions=array(sinusoidal_positions(context_length, dim)),
-        qkv=stacked("qkv.weight", transpose=True),
-        attention_out=stacked("attention_out.weight", transpose=True),
-        norm1_scale=stacked("attention_norm.weight"),
-        norm1_shift=stacked("attention_norm.bias"),
-        ff_in=stacked("ff_in.weight", transpose=True),
-        ff_in_bias=stacked("ff_in.bias"),
-        ff_out=stacked("ff_out.weight", transpose=True),
-        ff_out_bias=stacked("ff_out.bias"),
-        norm2_scale=stacked("ff_norm.weight"),
-        norm2_shift=stacked("ff_norm.bias"),
-        head=array(tensors["head.weight"].T),
-        head_bias=array(tensors["head.bias"]),
-        attention_scale=np.float32((dim // num_heads) ** -0.5),
-        num_heads=num_heads,
-    )
 
 
 # --- elementwise pieces ------------------------------------------------------------------
@@ -347,69 +262,6 @@ def _matmul(x, matrix, out):
 
 
 # --- attention --------------------------------------------------------------------------
-
-
-class _Scratch(NamedTuple):
-    """Work arrays, allocated once per call."""
-
-    scores: np.ndarray       # (queries, capacity): queries, the rows attending at once
-    largest: np.ndarray      # (queries · LANES,): each row's largest score, by lane
-    unit_weights: np.ndarray  # (queries · 4 · LANES,): the rows' weights of 4 key vectors
-    exact_rows: np.ndarray   # (queries,) bool
-    folds: np.ndarray        # (queries, head_dim + 1, capacity / 4): the folded sums
-    sums: np.ndarray         # (queries, head_dim + 1)
-    exps: np.ndarray         # (256,): a row's exps in `_predict`
-    qkv: np.ndarray          # (rows, 3·dim)
-    attended: np.ndarray     # (rows, dim)
-    projected: np.ndarray    # (rows, dim)
-    hidden: np.ndarray       # (rows, hidden)
-    logits: np.ndarray       # (rows, 256)
-
-
-@_kernel
-def _zeros(rows, columns):
-    return _aligned_zeros(rows * columns).reshape((rows, columns))
-
-
-@_kernel
-def _allocate_scratch(weights, rows, queries):
-    """Rows padded by a few cache lines, so that no two are 4 KiB apart (see KernelCache)."""
-    dim, hidden = weights.ff_in.shape[1], weights.ff_in.shape[2]
-    head_dim, capacity = dim // weights.num_heads, _capacity(weights)
-    fold_stride = capacity // 4 + LANES
-    folds = _aligned_zeros(queries * (head_dim + 1) * fold_stride)
-    return _Scratch(_zeros(queries, capacity + 2 * LANES),
-                    _aligned_zeros(queries * LANES), _aligned_zeros(queries * 4 * LANES),
-                    np.zeros(queries, np.bool_),
-                    folds.reshape((queries, head_dim + 1, fold_stride)),
-                    np.zeros((queries, head_dim + 1), np.float32), _aligned_zeros(256),
-                    _zeros(rows, 3 * dim), _zeros(rows, dim), _zeros(rows, dim),
-                    _zeros(rows, hidden), _zeros(rows, 256))
-
-
-class KernelCache(NamedTuple):
-    """What a batch of sequences keeps between steps. Keys and values, stored transposed
-    (batch, layers, heads, head_dim, capacity + LANES) so that one head's attention reads
-    contiguous rows, and zero past what was written; `value_floors` (batch, layers, heads)
-    is the smallest |value| each head has stored. (Rows 4 KiB apart would make the CPU take
-    loads from one row for stores to another: it compares addresses by their low 12 bits
-    first.) `scratch`: the steps' work arrays, allocated once."""
-
-    keys: np.ndarray
-    values: np.ndarray
-    value_floors: np.ndarray
-    scratch: _Scratch
-
-
-@_kernel
-def allocate_cache(weights, batch_size):
-    """An empty cache for `batch_size` sequences (a `KernelCache`)."""
-    layers, dim = weights.qkv.shape[0], weights.qkv.shape[1]
-    head_dim = dim // weights.num_heads
-    shape = (batch_size, layers, weights.num_heads, head_dim, _capacity(weights) + LANES)
-    size = batch_size * layers * weights.num_heads * head_dim * shape[4]
-    return KernelCache(_aligned_zeros(size).reshape(shape), _aligned_zeros(size).reshape(shape),
-                       np.zeros(shape[:3], np.float32), _allocate_scratch(weights, batch_size, 1))
 
 
 @_kernel
@@ -707,7 +559,7 @@ def step_batch(weights, cache, tokens, position, out):
     batch, dim = tokens.shape[0], weights.qkv.shape[1]
     scratch = cache.scratch
     head_dim = dim // weights.num_heads
-    h = _zeros(batch, dim)
+    h = scratch.states
     _embed(weights, tokens, np.full(batch, position), h)
     for layer in range(weights.qkv.shape[0]):
         _project_qkv(weights, layer, h, scratch.qkv)
@@ -722,10 +574,11 @@ def step_batch(weights, cache, tokens, position, out):
 
 
 @_kernel
-def _extend_hidden(weights, cache, sequence, inputs, start):
+def extend_sequence_hidden(weights, cache, sequence, inputs, start, scratch):
     """Feed inputs[0 … n−1] at positions start … start+n−1 of sequence `sequence` of
-    `cache`: the last layer's output h (n, dim) after each, what `_step_hidden` gives
-    stepping them one by one, in one call (and the scratch it used).
+    `cache`: scratch.states (n, dim) receives the last layer's output after each, what
+    `step_batch` gives stepping them one by one, in one call (`scratch`: from
+    `allocate_scratch(weights, n)`).
 
     The same per-position computations in another loop order: layer by layer, every
     position's products at once, and within a layer head by head over the positions, up
@@ -734,8 +587,7 @@ def _extend_hidden(weights, cache, sequence, inputs, start):
     length, dim = inputs.shape[0], weights.qkv.shape[1]
     layers, num_heads = weights.qkv.shape[0], weights.num_heads
     head_dim = dim // num_heads
-    scratch = _allocate_scratch(weights, length, QUERY_BLOCK)
-    h = _zeros(length, dim)
+    h = scratch.states
     _embed(weights, inputs, np.arange(start, start + length), h)
     for layer in range(layers):
         _project_qkv(weights, layer, h, scratch.qkv)
@@ -753,29 +605,15 @@ def _extend_hidden(weights, cache, sequence, inputs, start):
                         cache.value_floors[sequence, layer, head], scratch, scratch.attended)
                 first += queries
         _finish_layer(weights, layer, h, scratch)
-    return h, scratch
 
 
 @_kernel
-def extend_sequence(weights, cache, sequence, inputs, start, out):
-    """`_extend_hidden`; out[t] (float64, 256): the distribution after inputs[t], what
-    `step_batch` gives stepping them one by one."""
-    h, scratch = _extend_hidden(weights, cache, sequence, inputs, start)
-    _predict(weights.head, weights.head_bias, h, scratch.logits, scratch.exps, out)
-
-
-@_kernel
-def extend_sequence_hidden(weights, cache, sequence, inputs, start, hidden):
-    """`_extend_hidden` into hidden (n, dim)."""
-    hidden[:, :] = _extend_hidden(weights, cache, sequence, inputs, start)[0]
-
-
-@_kernel
-def score_sequence(weights, inputs, out):
-    """out[t] (float64, 256): the distribution after feeding inputs[0 … t] to a fresh
-    sequence, what `step_batch` gives at positions 0 … len−1, in one call
-    (`extend_sequence` of a fresh cache)."""
-    extend_sequence(weights, allocate_cache(weights, 1), 0, inputs, 0, out)
+def extend_sequence(weights, cache, sequence, inputs, start, scratch, out):
+    """`extend_sequence_hidden`; out[t] (float64, 256): the distribution after inputs[t],
+    what `step_batch` gives stepping them one by one."""
+    extend_sequence_hidden(weights, cache, sequence, inputs, start, scratch)
+    _predict(weights.head, weights.head_bias, scratch.states, scratch.logits, scratch.exps,
+             out)
 
 
 # --- an output layer that learns online ----------------------------------------------------
@@ -800,8 +638,8 @@ def online_head(head, head_bias, hidden, symbols, rate, out):
     """out[r] (float64, 256) = softmax(hidden[r] @ head + head_bias), row by row; after
     each row whose symbols[r] ≥ 0, the head learns that symbol (`learn_head`), so that
     the next row sees it: what predicting one row and then learning its byte gives."""
-    logits = _zeros(1, 256)
-    exps = _aligned_zeros(256)
+    logits = np.zeros((1, 256), np.float32)
+    exps = np.zeros(256, np.float32)
     for r in range(hidden.shape[0]):
         _predict(head, head_bias, hidden[r:r + 1], logits, exps, out[r:r + 1])
         if symbols[r] >= 0:

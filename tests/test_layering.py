@@ -172,11 +172,13 @@ HEAVY_LIBRARIES = ("torch", "matplotlib", "dask", "numba", "pydantic", "PIL", "s
                    "http")
 
 
-@pytest.mark.parametrize("command", ["list", "compress-gzip"])
+@pytest.mark.parametrize("command", ["list", "compress-gzip", "compress-transformer"])
 def test_light_commands_import_no_heavy_library(command: str, tmp_path: Path) -> None:
+    """(The Transformer's kernels run as their ahead-of-time build, `transformer_native`.)"""
     (tmp_path / "small.txt").write_bytes(b"a small file to compress " * 40)
-    arguments = {"list": ["list"],
-                 "compress-gzip": ["compress", "-c", "gzip", str(tmp_path / "small.txt")]}
+    small = str(tmp_path / "small.txt")
+    arguments = {"list": ["list"], "compress-gzip": ["compress", "-c", "gzip", small],
+                 "compress-transformer": ["compress", "-c", "transformer", small]}
     code = ("import sys\nfrom gencomp.cli import main\n"
             f"code = main({arguments[command]!r})\n"
             "print(code, sorted({name.split('.')[0] for name in sys.modules} & "
