@@ -126,8 +126,11 @@ def _native_module(ranks: list[int]) -> ModuleType | None:
         if not path.exists():
             return None
     spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except (ImportError, OSError):  # not loadable here after all: the JIT gives the same bits
+        return None
     return module
 
 

@@ -3,6 +3,9 @@ process that runs it, and the JIT where the build cannot be made."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +88,18 @@ def test_the_jit_runs_when_asked(fresh_cache: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(KERNELS_ENV, "jit")
     assert load_pretrained("200k").kernels.form == "jit"
     assert not fresh_cache.exists()
+
+
+def test_a_build_that_does_not_load_runs_the_jit(fresh_cache: Path) -> None:
+    script = ("from predictors.transformer import load_pretrained\n"
+              "predictor = load_pretrained('200k')\n"
+              "print(predictor.kernels.form, predictor.sequence_distributions(b'ok').shape)")
+
+    def form_in_a_new_process() -> str:
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env=os.environ.copy()).stdout.strip()
+
+    assert form_in_a_new_process() == "aot (2, 256)"
+    [built] = fresh_cache.glob("*.so")
+    built.write_bytes(b"not an extension module")
+    assert form_in_a_new_process() == "jit (2, 256)"
