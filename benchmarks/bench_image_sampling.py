@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from gencomp import get_compressor
+from gencomp.constants import CHUNK_SIZE, PATCH_COLUMNS, PATCH_ROWS
 from gencomp.datasets import DataLocations, grayscale_image, image_patches, open_dataset
 
 PAPER_CHUNKED = {"gzip": 68.6, "lzma2": 62.4, "png": 61.7, "flac": 60.9}
-CHUNK_SIZE = 2048
 
 
 def patch_sizes(files: list[str]) -> dict[str, list[np.ndarray]]:
@@ -30,7 +30,7 @@ def patch_sizes(files: list[str]) -> dict[str, list[np.ndarray]]:
     sizes: dict[str, list[np.ndarray]] = {name: [] for name in compressors}
     for path in files:
         image = grayscale_image(path)
-        count = (image.shape[0] // 32) * (image.shape[1] // 64)
+        count = (image.shape[0] // PATCH_ROWS) * (image.shape[1] // PATCH_COLUMNS)
         patches = image_patches(image, 0, count, CHUNK_SIZE)
         for name, compressor in compressors.items():
             sizes[name].append(np.array([len(compressor.compress(p)) for p in patches]))

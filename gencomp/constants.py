@@ -6,6 +6,8 @@ context), ImageNet patches of 32 × 64 pixels (one chunk), and LibriSpeech at 16
 
 #: Bytes per chunk: the paper's evaluation cuts every data set into 2048-byte chunks.
 CHUNK_SIZE = 2048
+#: An image patch, one chunk of pixels: 32 rows of 64 (`preprocessing.closest_factors`).
+PATCH_ROWS, PATCH_COLUMNS = 32, 64
 #: Rate at which audio is modelled (LibriSpeech's); other rates are resampled to it.
 SAMPLE_RATE = 16000
 #: Environment variable naming a data folder laid out like ../shared/data.

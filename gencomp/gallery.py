@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from gencomp.compressor import Compressor, available_compressors, compressor_spec, get_compressor
-from gencomp.constants import ENWIK8_SAMPLE, SAMPLE_RATE
+from gencomp.constants import ENWIK8_SAMPLE, PATCH_COLUMNS, PATCH_ROWS, SAMPLE_RATE
 from gencomp.datasets import DataLocations
 from gencomp.errors import DataNotFoundError, OutputExistsError, UsageError
 from gencomp.fileio import read_input, write_output, write_text
@@ -106,7 +106,7 @@ class GallerySettings:
     #: (`samplers.exact`), as `gencomp sample` draws them; text learns either way.
     frozen: bool = True
     modalities: tuple[str, ...] = MODALITIES
-    image_size: tuple[int, int] = (32, 64)
+    image_size: tuple[int, int] = (PATCH_ROWS, PATCH_COLUMNS)
     audio_prompt_seconds: float = DEFAULT_AUDIO_PROMPT_SECONDS
     audio_seconds: float = DEFAULT_AUDIO_SECONDS
     audio_context: int = DEFAULT_AUDIO_CONTEXT

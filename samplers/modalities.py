@@ -34,8 +34,6 @@ from gencomp.errors import UsageError
 from gencomp.preprocessing import audio_to_bytes, grayscale_image
 from samplers.continuation import progress_bar, sample_continuation
 
-PATCH_ROWS, PATCH_COLUMNS = 32, 64
-
 
 def load_image_prompt(path: str | Path) -> np.ndarray:
     """Any image Pillow reads, as a uint8 (rows, columns) grayscale array."""

@@ -17,6 +17,7 @@ from PIL import Image
 from gencomp import available_compressors, get_compressor
 from gencomp.codecs.png import closest_factors
 from gencomp.compressor import DECODE_PIECE_BYTES, compressor_specs
+from gencomp.constants import CHUNK_SIZE, PATCH_COLUMNS, PATCH_ROWS
 from gencomp.datasets import DataLocations, load_chunks
 from gencomp.errors import ContainerError, SizeLimitError, UnknownCompressorError, UsageError
 
@@ -134,7 +135,7 @@ def test_lzma2_small_dictionary_gives_the_presets_bytes(data_dir: Path,
 
 
 def test_png_layout_follows_the_paper_rule_or_the_given_width() -> None:
-    assert closest_factors(2048) == (32, 64)
+    assert closest_factors(CHUNK_SIZE) == (PATCH_ROWS, PATCH_COLUMNS) == (32, 64)
     assert closest_factors(13) == (1, 13)
     assert get_compressor("png").layout(2048) == (32, 64, 0)
     assert get_compressor("png", width=64).layout(2000) == (32, 64, 48)

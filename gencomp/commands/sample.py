@@ -23,7 +23,7 @@ import typer
 from gencomp.commands.codec import parse_params
 from gencomp.commands.progress import PROGRESS_HELP, on_terminal
 from gencomp.compressor import Compressor, compressor_spec, get_compressor
-from gencomp.constants import SAMPLE_RATE
+from gencomp.constants import PATCH_COLUMNS, PATCH_ROWS, SAMPLE_RATE
 from gencomp.errors import UsageError
 from gencomp.fileio import check_distinct, check_writable, read_input, write_output, write_text
 from samplers.continuation import (
@@ -69,8 +69,6 @@ def _crop(image: np.ndarray, crop: str | None, whole_image: bool
     """The region sampled and its LEFT,TOP,WIDTH,HEIGHT (None: the whole image). Default:
     the centre patch of the paper's 32×64 pixels, which every codec continues in seconds
     (a whole photo is ~100,000 pixels: an hour for PNG)."""
-    from samplers.modalities import PATCH_COLUMNS, PATCH_ROWS
-
     if whole_image:
         return image, None
     rows, columns = image.shape
