@@ -188,8 +188,7 @@ def test_png_sampling_layout_counts_the_bits_up_to_the_last_real_pixel(
         for data in inputs[:400]:
             if len(data) <= width:
                 continue
-            partial = len(data) % width  # the partial last row is completed from above
-            image = data + data[len(data) - width:len(data) - partial] if partial else data
+            image = png.complete_last_row(data, width)
             payload = layout.compress(image)
             (idat_start, stream), = [(offset, body) for offset, (kind, body) in
                                      zip(png.chunk_offsets(payload), png.chunks(payload),

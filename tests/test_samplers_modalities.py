@@ -10,7 +10,7 @@ import soundfile
 from PIL import Image
 
 from gencomp import get_compressor
-from gencomp.codecs.png import PngImageLayout
+from gencomp.codecs.png import PngImageLayout, complete_last_row
 from gencomp.commands.sample import SIGNAL_MODEL_SETTINGS
 from gencomp.errors import UsageError
 from gencomp.render import wav_bytes
@@ -90,11 +90,16 @@ def test_png_scores_partial_images_without_a_padding_artifact(unit: str) -> None
     assert image_png.code_length_bits(data[:10], unit) == (
         row.code_length_bits(data[:10]) if unit == "bytes" else
         row.streaming_bits(data[:10], data[:10]))
-    # A partial last row is completed by the pixels above it, not by zeros; in bytes the
-    # completed file is counted, in bits what a decoder reads until the last real pixel
-    # (tests/test_bit_lengths.py checks that count).
-    completed = data[:20] + data[4:16]  # row 1 has 4 pixels; 12 come from row 0
-    assert len(completed) == 32
+    # A partial last row is completed as PNG's Average filter predicts it, not by zeros;
+    # in bytes the completed file is counted, in bits what a decoder reads until the last
+    # real pixel (tests/test_bit_lengths.py checks that count).
+    completed = complete_last_row(data[:20], 16)  # row 1 has 4 pixels; 12 are predicted
+    left = data[19]
+    for column in range(4, 16):  # each the floor of the mean of its left and upper pixels
+        left = (left + data[column]) // 2
+        assert completed[16 + column] == left
+    assert len(completed) == 32 and completed[:20] == data[:20]
+    assert complete_last_row(data[:32], 16) == data[:32]
     full = get_compressor("png", width=16)
     if unit == "bytes":
         assert image_png.code_length_bits(data[:20], unit) == full.code_length_bits(completed)
