@@ -276,14 +276,20 @@ class TransformerPredictor(Predictor):
         self._check_room(state.position + context.shape[1] - 1)
         last = np.empty((context.shape[0], 256))
         for row, tokens in enumerate(np.asarray(context, dtype=np.int64)):
-            rows = np.empty((len(tokens), 256))
-            self._kernels.extend_sequence(self._kernel_weights, state.cache, row,
-                                          np.ascontiguousarray(tokens), state.position,
-                                          allocate_scratch(self._kernel_weights, len(tokens)),
-                                          rows)
-            last[row] = rows[-1]
+            last[row] = self._extend(state.cache, row, np.ascontiguousarray(tokens),
+                                     state.position)[-1]
         state.position += context.shape[1]
         return last
+
+    def _extend(self, cache: KernelCache, sequence: int, tokens: np.ndarray, start: int
+                ) -> np.ndarray:
+        """The distributions after each of `tokens`, fed to `sequence` of `cache` from
+        position `start` in one call (`extend_sequence`)."""
+        probabilities = np.empty((len(tokens), 256))
+        self._kernels.extend_sequence(self._kernel_weights, cache, sequence, tokens, start,
+                                      allocate_scratch(self._kernel_weights, len(tokens)),
+                                      probabilities)
+        return probabilities
 
     def sequence_distributions(self, sequence: bytes) -> np.ndarray:
         if self.engine != "kernels":
@@ -291,12 +297,7 @@ class TransformerPredictor(Predictor):
         self._check_room(len(sequence) - 1)
         inputs = np.full(len(sequence), BEGIN_TOKEN, dtype=np.int64)  # then bytes 0 … n−2
         inputs[1:] = np.frombuffer(sequence[:-1], dtype=np.uint8)
-        probabilities = np.empty((len(sequence), 256))
-        self._kernels.extend_sequence(self._kernel_weights,
-                                      allocate_cache(self._kernel_weights, 1), 0, inputs, 0,
-                                      allocate_scratch(self._kernel_weights, len(inputs)),
-                                      probabilities)
-        return probabilities
+        return self._extend(allocate_cache(self._kernel_weights, 1), 0, inputs, 0)
 
 
 # --- checkpoints ------------------------------------------------------------------------
