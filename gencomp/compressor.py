@@ -217,9 +217,11 @@ class Compressor(ABC):
         unless it models two-dimensional layout (PNG)."""
         return self
 
-    def for_audio(self) -> Compressor:
-        """This compressor as it scores audio continuations: itself, unless it codes audio
-        in independent frames (FLAC), where a sample starting a frame sees no context."""
+    def for_audio(self, prompt: bytes) -> Compressor:
+        """This compressor as it scores continuations of the audio `prompt`: itself,
+        unless it codes audio in independent frames with a predictor fitted to each
+        (FLAC), where a sample starting a frame sees no context and a refit predictor
+        follows the sampler."""
         return self
 
     def continuation_bits(self, context: bytes, candidates: Sequence[bytes],

@@ -8,8 +8,9 @@
   row-major, each byte conditioned on everything before it.
 - Audio is 8-bit unsigned mono at 16 kHz: the high byte of each 16-bit sample plus 128,
   the paper's LibriSpeech preprocessing. `continue_audio` appends generated samples,
-  scored by `compressor.for_audio()` (for FLAC a sliding window of one frame, since its
-  frames are coded independently; see `gencomp.codecs.flac`).
+  scored by `compressor.for_audio(prompt)` (for FLAC a sliding window of one frame, since
+  its frames are coded independently, and in exact bits the linear predictor fitted to the
+  prompt; see `gencomp.codecs.flac`).
 
 A layout-aware codec must see the real layout: PNG predicts each pixel from the one above
 and the one to the left, so images are scored by `compressor.for_image(width)`, the
@@ -120,8 +121,8 @@ def continue_audio(compressor: Compressor, samples: np.ndarray, length: int, *,
     if not isinstance(samples, np.ndarray) or samples.dtype != np.uint8 or samples.ndim != 1:
         raise UsageError("audio samples must be a 1-D uint8 array")
     prompt = samples.tobytes()
-    continuation = sample_continuation(compressor.for_audio(), prompt, length, sampler,
-                                       seed=seed, **settings)
+    continuation = sample_continuation(compressor.for_audio(prompt), prompt, length,
+                                       sampler, seed=seed, **settings)
     return np.frombuffer(prompt + continuation, dtype=np.uint8).copy()
 
 

@@ -26,6 +26,14 @@ generated part divided by the same in the original's, along rows and across rows
 separately (steps into the generated part from the given one count). Noise gives 3-35
 in both, a copy of the row above ≈ 0 across rows; a sample is plausible when both lie in
 `PLAUSIBLE_ROUGHNESS`.
+
+Audio (8-bit unsigned samples): `spectral_flatness` of the frame-averaged power spectrum
+(Hann-windowed frames of 256 samples, half overlapping; geometric ÷ arithmetic mean of
+the power, DC left out): white noise ≈ 0.9-1, speech 0.05-0.3, and lower still for the
+paper's 8-bit speech, whose power lies mostly below 1 kHz. `loudness` is the RMS about
+the 8-bit midpoint 128, so a drifting level counts as loud. A continuation is plausible
+when its flatness is at most `PLAUSIBLE_FLATNESS` and its loudness lies within
+`PLAUSIBLE_LOUDNESS` times the original continuation's.
 """
 
 from __future__ import annotations
@@ -52,6 +60,11 @@ KNOWN_WORD_LETTERS = 3
 VOCABULARY_MIN_COUNT = 2
 #: Both roughness ratios of a plausible image sample lie in this range.
 PLAUSIBLE_ROUGHNESS = (0.5, 2.0)
+#: The most spectral flatness, and the range of loudness ÷ the original's, of plausible
+#: speech continuations.
+PLAUSIBLE_FLATNESS = 0.3
+PLAUSIBLE_LOUDNESS = (0.3, 3.0)
+SPECTRUM_FRAME = 256
 
 
 def words(text: bytes, min_letters: int = MIN_WORD_LETTERS) -> list[str]:
@@ -189,3 +202,17 @@ def roughness(generated: np.ndarray, original: np.ndarray, first: tuple[int, int
 def plausible_roughness(ratios: tuple[float, float]) -> bool:
     low, high = PLAUSIBLE_ROUGHNESS
     return all(low <= ratio <= high for ratio in ratios)
+
+
+def spectral_flatness(samples: np.ndarray, frame: int = SPECTRUM_FRAME) -> float:
+    """Flatness of the frame-averaged power spectrum of 8-bit unsigned `samples`."""
+    signal = samples.astype(np.float64) - 128
+    frames = np.lib.stride_tricks.sliding_window_view(signal, frame)[::frame // 2]
+    power = (np.abs(np.fft.rfft(frames * np.hanning(frame), axis=1)) ** 2).mean(axis=0)[1:]
+    power = np.maximum(power, 1e-12)
+    return float(np.exp(np.log(power).mean()) / power.mean())
+
+
+def loudness(samples: np.ndarray) -> float:
+    """RMS of 8-bit unsigned `samples` about 128."""
+    return float(np.sqrt(np.mean((samples.astype(np.float64) - 128) ** 2)))

@@ -10,13 +10,15 @@ from __future__ import annotations
 import bz2
 import random
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gencomp import get_compressor
-from gencomp.codecs import png
+from gencomp.codecs import flac_predictor, png
+from gencomp.codecs.flac_predictor import LinearPredictor
 from gencomp.compressor import Compressor
 from gencomp.datasets import DataLocations, load_chunks
 
@@ -278,11 +280,29 @@ def crc(data: bytes, polynomial: int, width: int) -> int:
 FIXED_COEFFICIENTS = [[], [1], [2, -1], [3, -3, 1], [4, -6, 4, -1]]
 
 
-def decode_subframe(bits: MsbBits, block_size: int, sample_bits: int) -> list[int]:
+@dataclass
+class Subframe:
+    """A decoded subframe: its samples (at full width) and how they were coded."""
+
+    samples: list[int]
+    kind: int
+    wasted: int
+    coefficients: list[int]
+    shift: int
+    precision: int
+    #: (Rice parameter, or None where stored raw; residual values) of each partition.
+    partitions: list[tuple[int | None, list[int]]]
+    #: The subframe's length in bits.
+    bits: int
+
+
+def decode_subframe(bits: MsbBits, block_size: int, sample_bits: int) -> Subframe:
+    start = bits.position
     assert bits.take(1) == 0
     kind = bits.take(6)
     wasted = bits.unary() + 1 if bits.take(1) else 0
     sample_bits -= wasted
+    coefficients, shift, precision, partitions = [], 0, 0, []
     if kind == 0:
         samples = [bits.signed(sample_bits)] * block_size
     elif kind == 1:
@@ -291,40 +311,44 @@ def decode_subframe(bits: MsbBits, block_size: int, sample_bits: int) -> list[in
         order = kind - 8 if kind < 32 else kind - 31
         samples = [bits.signed(sample_bits) for _ in range(order)]
         if kind < 32:
-            coefficients, shift = FIXED_COEFFICIENTS[order], 0
+            coefficients = FIXED_COEFFICIENTS[order]
         else:
             precision = bits.take(4) + 1
             shift = bits.signed(5)
             coefficients = [bits.signed(precision) for _ in range(order)]
         parameter_bits = 4 + bits.take(2)
         partition_order = bits.take(4)
-        residual = []
         for partition in range(1 << partition_order):
             count = (block_size >> partition_order) - (order if partition == 0 else 0)
             parameter = bits.take(parameter_bits)
             if parameter == (1 << parameter_bits) - 1:
                 raw_bits = bits.take(5)
-                residual += [bits.signed(raw_bits) for _ in range(count)]
+                partitions.append((None, [bits.signed(raw_bits) for _ in range(count)]))
                 continue
+            residual = []
             for _ in range(count):
                 folded = bits.unary() << parameter | bits.take(parameter)
                 residual.append(folded >> 1 ^ -(folded & 1))
-        for value in residual:
-            history = reversed(samples[len(samples) - order:])
-            prediction = sum(c * s for c, s in zip(coefficients, history, strict=True))
-            samples.append(value + (prediction >> shift))
-    return [sample << wasted for sample in samples]
+            partitions.append((parameter, residual))
+        for _, residual in partitions:
+            for value in residual:
+                history = reversed(samples[len(samples) - order:])
+                prediction = sum(c * s for c, s in zip(coefficients, history, strict=True))
+                samples.append(value + (prediction >> shift))
+    return Subframe([sample << wasted for sample in samples], kind, wasted, coefficients,
+                    shift, precision, partitions, bits.position - start)
 
 
-def decode_flac(payload: bytes) -> tuple[list[int], int, int]:
-    """(samples, padding bits of all frames, frames) of a mono FLAC stream."""
+def decode_flac(payload: bytes) -> tuple[list[int], int, list[Subframe]]:
+    """(samples, padding bits of all frames, each frame's subframe) of a mono FLAC
+    stream."""
     bits = MsbBits(payload, 32)
     while True:  # metadata blocks
         last, _, length = bits.take(1), bits.take(7), bits.take(24)
         bits.position += 8 * length
         if last:
             break
-    samples, padding, frames = [], 0, 0
+    samples, padding, subframes = [], 0, []
     while bits.position < 8 * len(payload):
         start = bits.position // 8
         assert bits.take(15) == 0x7FFC
@@ -346,13 +370,13 @@ def decode_flac(payload: bytes) -> tuple[list[int], int, int]:
         bits.take({12: 8, 13: 16, 14: 16}.get(rate_code, 0))
         header = payload[start:bits.position // 8]
         assert bits.take(8) == crc(header, 0x07, 8)
-        samples += decode_subframe(bits, block_size, sample_bits)
+        subframes.append(decode_subframe(bits, block_size, sample_bits))
+        samples += subframes[-1].samples
         padding += -bits.position % 8
         assert bits.take(-bits.position % 8) == 0
         end = bits.position // 8
         assert bits.take(16) == crc(payload[start:end], 0x8005, 16)
-        frames += 1
-    return samples, padding, frames
+    return samples, padding, subframes
 
 
 @pytest.mark.parametrize("sample_bits", [16, 8])
@@ -367,11 +391,60 @@ def test_flac_bits_leave_out_each_frames_padding(inputs: list[bytes], sample_bit
         if not data:
             assert bits == 0
             continue
-        samples, padding, frames = decode_flac(payload)
+        samples, padding, subframes = decode_flac(payload)
+        frames = len(subframes)
         expected = (np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 128)
         assert samples == list(expected << (8 if sample_bits == 16 else 0))
         assert bits == 8 * len(payload) - padding
         assert 8 * len(payload) - 8 * frames < bits <= 8 * len(payload)
+
+
+@pytest.mark.parametrize("sample_bits", [16, 8])
+def test_flac_predictor_codes_subframes_as_libflac_does(sample_bits: int,
+                                                        data_dir: Path) -> None:
+    """`flac_predictor` against libFLAC's own subframes of real speech, decoded by the
+    reference decoder above: the same predictor gives the same residual (fixed and LPC
+    subframes), an LPC subframe's length is its overhead plus its partitions' Rice codes,
+    and the predictor `fit` chooses codes a frame about as short as libFLAC's choice."""
+    audio = b"".join(load_chunks("audio", DataLocations(data_dir=data_dir), 400))
+    subframes = decode_flac(get_compressor("flac", sample_bits=sample_bits).compress(audio))[2]
+    ratios = []
+    for subframe in subframes:
+        if subframe.kind < 8 or any(parameter is None for parameter, _ in subframe.partitions):
+            continue
+        predictor = LinearPredictor(tuple(subframe.coefficients), subframe.shift, 0,
+                                    subframe.precision)
+        samples = np.array(subframe.samples) >> subframe.wasted
+        residual = np.concatenate([values for _, values in subframe.partitions])
+        np.testing.assert_array_equal(predictor.residual(samples), residual)
+        if subframe.kind < 32:
+            continue
+        rice = sum(flac_predictor.PARAMETER_BITS + int(flac_predictor.rice_bits(
+            np.array(values), parameter).sum()) for parameter, values in subframe.partitions)
+        overhead = predictor.overhead_bits(sample_bits, subframe.wasted)
+        assert overhead - flac_predictor.PARAMETER_BITS + rice == subframe.bits
+        fitted = flac_predictor.fit(samples, sample_bits, subframe.wasted)
+        ratios.append(fitted.subframe_bits(samples, sample_bits, subframe.wasted)
+                      / subframe.bits)
+    assert len(ratios) >= 40, len(ratios)
+    assert np.median(ratios) <= 1.1 and max(ratios) <= 1.5, sorted(ratios)
+
+
+def test_flac_predictor_continuation_is_the_window_difference() -> None:
+    """A predictor's cost of candidates after a history is what their samples add to the
+    subframe; a block no longer than the order is all warm-up."""
+    rng = np.random.default_rng(15)
+    samples = np.cumsum(rng.integers(-3, 4, 300)).astype(np.int64)
+    predictor = flac_predictor.fit(samples, 8, 0)
+    assert predictor.order >= 1
+    candidates = rng.integers(-40, 40, (30, 3))
+    extended = [predictor.subframe_bits(np.concatenate([samples, row]), 8, 0)
+                for row in candidates]
+    np.testing.assert_array_equal(
+        predictor.continuation_bits(samples, candidates),
+        np.array(extended) - predictor.subframe_bits(samples, 8, 0))
+    short = samples[:predictor.order]
+    assert predictor.subframe_bits(short, 8, 0) == flac_predictor.HEADER_BITS + 8 * len(short)
 
 
 # --- fast scoring paths: equal to recompressing and counting the same way -----------------
@@ -408,6 +481,14 @@ def test_fast_bits_equal_recompression_png_flac_bz2(data_dir: Path) -> None:
     flac = get_compressor("flac")
     for length in (1, 2000, 4095, 4096, 4097, 8000):
         assert_fast_is_recompression(flac, audio[:length], SINGLE_BYTES[::7] + [audio[:50]])
+    # The audio sampling window, in bits from the prompt's predictor: candidates of one
+    # length at once (single samples, runs of three), contexts shorter than its order,
+    # shorter than a frame and sliding.
+    for prompt in (b"", audio[:5], audio[1000:4000]):
+        window = flac.for_audio(prompt)
+        for length in (0, 1, 5, 13, 2000, 4095, 4096, 4097, 8000):
+            for candidates in (SINGLE_BYTES[::7], [audio[i:i + 3] for i in range(0, 90, 9)]):
+                assert_fast_is_recompression(window, audio[:length], candidates)
     assert_fast_is_recompression(get_compressor("bz2"), audio[:3000], SINGLE_BYTES[::7])
 
 

@@ -156,8 +156,8 @@ def test_length_unit_is_recorded_and_bytes_is_the_papers_sampler(
     samples, _ = soundfile.read(output, dtype="int16")
     generated = ((samples[len(tone):] >> 8) + 128).astype(np.uint8).tobytes()
     prompt_bytes = ((tone >> 8) + 128).astype(np.uint8).tobytes()
-    assert generated == sample_continuation(get_compressor(compressor), prompt_bytes, 5,
-                                            seed=2, length_unit=unit)
+    assert generated == sample_continuation(get_compressor(compressor).for_audio(prompt_bytes),
+                                            prompt_bytes, 5, seed=2, length_unit=unit)
 
 
 @pytest.mark.parametrize("arguments, message", [

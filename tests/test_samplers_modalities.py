@@ -14,6 +14,7 @@ from gencomp.codecs.png import PngImageLayout, complete_last_row
 from gencomp.commands.sample import SIGNAL_MODEL_SETTINGS
 from gencomp.errors import UsageError
 from gencomp.render import wav_bytes
+from gencomp.render.audio import loudest_window
 from samplers import sample_continuation
 from samplers.modalities import (
     continue_audio,
@@ -22,7 +23,15 @@ from samplers.modalities import (
     load_audio_prompt,
     load_image_prompt,
 )
-from samplers.quality import plausible_roughness, roughness, textured
+from samplers.quality import (
+    PLAUSIBLE_FLATNESS,
+    PLAUSIBLE_LOUDNESS,
+    loudness,
+    plausible_roughness,
+    roughness,
+    spectral_flatness,
+    textured,
+)
 
 
 @pytest.fixture(scope="module")
@@ -164,23 +173,55 @@ def test_frozen_cm_continues_real_patches_as_rough_as_the_images(data_dir: Path)
 def test_flac_scores_audio_in_a_sliding_window_of_one_frame(data_dir: Path) -> None:
     """FLAC's frames are independent: past a frame boundary its own code lengths forget the
     context, so for audio it scores each candidate with the frame's worth of samples
-    before it."""
+    before it: in bytes as the plain codec codes that window, in bits by the Rice code of
+    the candidate's residual under the predictor fitted to the prompt, cheapest nearest
+    the prediction."""
     flac = get_compressor("flac")
-    window = flac.for_audio()
-    assert get_compressor("gzip").for_audio().name == "gzip"
     audio = load_audio_prompt(sorted((data_dir / "librispeech").rglob("*.flac"))[1]).tobytes()
+    assert get_compressor("gzip").for_audio(audio[:10]).name == "gzip"
     context = audio[20_000:20_000 + 4096 + 10]  # the candidate would start a new frame
-    candidates = [bytes([value]) for value in range(0, 256, 15)]
-    for unit in ("bytes", "bits"):
-        expected = [flac.code_length_bits((context + candidate)[-4096:], unit)
-                    for candidate in candidates]
-        scored = window.continuation_bits(context, candidates, unit)
-        np.testing.assert_array_equal(scored - scored[0], np.array(expected) - expected[0])
+    window = flac.for_audio(context[:4000])
+    candidates = [bytes([value]) for value in range(256)]
+    expected = [flac.code_length_bits((context + candidate)[-4096:], "bytes")
+                for candidate in candidates[::15]]
+    scored = window.continuation_bits(context, candidates[::15], "bytes")
+    np.testing.assert_array_equal(scored - scored[0], np.array(expected) - expected[0])
     # The plain codec's own lengths see only the 11 samples of the new frame.
     plain = flac.continuation_bits(context, candidates, "bits")
     np.testing.assert_array_equal(plain, flac.continuation_bits(context[-10:], candidates,
                                                                  "bits"))
+    bits = window.continuation_bits(context, candidates, "bits")
+    assert np.array_equal(bits, window.continuation_bits(b"\x80" * 50 + context, candidates,
+                                                         "bits"))
+    nearest = int(np.argmin(bits))
+    assert np.all(np.diff(bits[nearest:]) >= 0) and np.all(np.diff(bits[:nearest + 1]) <= 0)
+    assert bits.max() - bits.min() >= 8  # far candidates cost whole bytes more
+    assert window.prompt_predictor == flac.for_audio(context[:4000]).prompt_predictor
+    assert window.prompt_predictor != flac.for_audio(audio[:4000]).prompt_predictor
     assert window.compress(context) == flac.compress(context)
+
+
+def test_flac_continues_speech_in_exact_bits(data_dir: Path) -> None:
+    """FLAC's exact-bit continuations of real speech, from inside five utterances that the
+    benchmarks do not use (0.25 s prompt, 0.1 s generated): a spectrum as uneven as
+    speech's, as loud as the original continuation within the bar, and no drift of the
+    level (`gencomp.codecs.flac_predictor`)."""
+    flac = get_compressor("flac")
+    paths = sorted((data_dir / "librispeech").rglob("*.flac"))[:100:20]
+    flatness, loud, level = [], [], []
+    for index, path in enumerate(paths):
+        samples = load_audio_prompt(path)
+        start = loudest_window(samples, 5600)
+        clip = samples[start:start + 5600]
+        generated = continue_audio(flac, clip[:4000], 1600, seed=index,
+                                   length_unit="bits")[4000:]
+        flatness.append(spectral_flatness(generated))
+        loud.append(loudness(generated) / loudness(clip[4000:]))
+        level.append(abs(generated.astype(np.float64).mean() - 128))
+    low, high = PLAUSIBLE_LOUDNESS
+    assert np.median(flatness) <= PLAUSIBLE_FLATNESS, flatness
+    assert low <= np.median(loud) <= high, loud
+    assert max(level) <= 5, level
 
 
 def test_continue_audio() -> None:

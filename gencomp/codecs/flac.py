@@ -25,7 +25,9 @@ frame boundary, FLAC's conditional distribution is that of a fresh stream, and s
 turn into hiss there. `FlacWindow` scores a continuation by the code length of one frame's
 worth of samples ending with it (a sliding window of `frame_samples`), so every candidate
 is predicted from the 4095 samples before it, as the chunked model compressors condition
-on their chunk.
+on their chunk. In bytes that is the plain codec's file of the window, the paper's way;
+in exact bits it is the subframe that codes the window with the linear predictor fitted
+to the prompt (`gencomp.codecs.flac_predictor`, which says why the predictor is not refit).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from gencomp.codecs import flac_predictor
 from gencomp.compressor import Compressor, output_limit, register
 from gencomp.errors import CorruptPayloadError, SizeLimitError, TruncatedError
 
@@ -75,8 +78,8 @@ class FlacCompressor(Compressor):
         smallest, largest = (int.from_bytes(streaminfo[i:i + 2], "big") for i in (4, 6))
         return largest if smallest == largest else None
 
-    def for_audio(self) -> FlacWindow:
-        return FlacWindow(self.sample_bits, self.sample_rate)
+    def for_audio(self, prompt: bytes) -> FlacWindow:
+        return FlacWindow(self.sample_bits, self.sample_rate, prompt)
 
     def payload_bits(self, payload: bytes) -> float:
         """The file less the zero bits that pad each frame before its CRC-16."""
@@ -173,15 +176,51 @@ class FlacCompressor(Compressor):
 
 
 class FlacWindow(FlacCompressor):
-    """FLAC for sampling audio: files are the plain codec's; the code length of a text is
-    that of its last `frame_samples` samples, one frame (see the module doc)."""
+    """FLAC for sampling audio after `prompt`: files are the plain codec's; the code length
+    of a text is that of its last `frame_samples` samples, one frame (see the module doc):
+    in bytes the plain codec's file, in bits the exact length of the FLAC subframe that
+    codes them with `prompt_predictor`, fitted to the prompt's last frame, at the stream's
+    full sample width with no wasted bits (why: `gencomp.codecs.flac_predictor`; native
+    8-bit FLAC has no finer width, and its continuations drift). Frame headers and CRCs
+    are left out: their size does not depend on the samples."""
+
+    def __init__(self, sample_bits: int = 16, sample_rate: int = 16000, prompt: bytes = b""
+                 ) -> None:
+        super().__init__(sample_bits, sample_rate)
+        self.prompt_predictor = flac_predictor.fit(self._samples(self._window(prompt)),
+                                                   sample_bits, wasted_bits=0)
+
+    def _samples(self, data: bytes) -> np.ndarray:
+        """Bytes as the subframe's samples, signed, at the stream's full width."""
+        return (np.frombuffer(data, dtype=np.uint8).astype(np.int64) - 128) << (
+            self.sample_bits - 8)
+
+    def _window(self, data: bytes) -> bytes:
+        return data[max(len(data) - (self.frame_samples or len(data)), 0):]
 
     def code_length_bits(self, data: bytes, unit: str = "bytes") -> float:
-        window = self.frame_samples or len(data)
-        return super().code_length_bits(data[max(len(data) - window, 0):], unit)
+        window = self._window(data)
+        if self.length_unit(unit) == "bytes":
+            return super().code_length_bits(window, unit)
+        if not window:
+            return 0.0
+        return float(self.prompt_predictor.subframe_bits(self._samples(window),
+                                                         self.sample_bits, wasted_bits=0))
 
     def continuation_bits(self, context: bytes, candidates: Sequence[bytes],
                           unit: str = "bytes") -> np.ndarray:
-        """Recompression of each window: the last-frame path of FlacCompressor assumes
-        code lengths of whole streams."""
-        return Compressor.continuation_bits(self, context, candidates, unit)
+        """In exact bits, candidates of one length at once: the window after a candidate
+        is the context's last samples (`kept`) and the candidate, so its length is that of
+        `kept` plus the Rice codes of the candidate's residuals. Otherwise, recompression
+        of each window (the last-frame path of FlacCompressor assumes whole streams)."""
+        lengths = {len(candidate) for candidate in candidates}
+        window = self.frame_samples or len(context) + max(lengths, default=0)
+        length = lengths.pop() if len(lengths) == 1 else 0
+        kept = context[max(len(context) + length - window, 0):]
+        if (self.length_unit(unit) == "bytes" or length == 0 or length >= window
+                or len(kept) <= self.prompt_predictor.order):
+            return Compressor.continuation_bits(self, context, candidates, unit)
+        matrix = self._samples(b"".join(candidates)).reshape(len(candidates), length)
+        base = self.code_length_bits(kept, unit) - self.code_length_bits(context, unit)
+        return base + self.prompt_predictor.continuation_bits(self._samples(kept), matrix
+                                                              ).astype(np.float64)
