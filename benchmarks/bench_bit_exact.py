@@ -36,12 +36,12 @@ Three parts, each printed as a table with the bar it is held to (issue 15):
 
 Sampling is the plain code-length sampler, seed = crop or clip number (plus
 `--seed-offset`, which draws other samples of the same crops and clips), drawing
-∝ 2^(−ℓ/T): images at T = 0.3 (`--image-temperature`; PNG's T = 1 samples are rougher than
-the images, as its code lengths price each pixel's residual independently of its
-neighbours': tuned on images 200-299), speech at T = 1 (`--audio-temperature`). A model
-compressor (cm, transformer-cm) samples exactly, as `gencomp sample` does by default:
-frozen after the prompt (`samplers.exact`; `--learning` lets it learn from its own sample),
-images at T = 0.8 (`--model-image-temperature`). `--workers` runs samples in parallel
+∝ 2^(−ℓ/T), at `gencomp sample`'s temperatures (`samplers.defaults`, chosen on the tune
+images 200-299): the classical codecs T 0.3 on the rows task and T 0.7 on the patch task
+(`--image-temperature` sets one for both), speech at T = 1 (`--audio-temperature`). A
+model compressor (cm, transformer-cm) samples exactly, as `gencomp sample` does by
+default: frozen after the prompt (`samplers.exact`; `--learning` lets it learn from its
+own sample), images at T = 0.8 (`--model-image-temperature`). `--workers` runs samples in parallel
 processes. `--save DIR` writes every sample (PNG images, WAV clips with their original
 beside them) for the gallery, and a run with the same folder reads back the samples
 already there instead of drawing them again.
@@ -63,6 +63,7 @@ from gencomp.compressor import Compressor, compressor_spec
 from gencomp.datasets import DataLocations, load_chunks
 from gencomp.locations import data_roots
 from gencomp.render.audio import loudest_window, wav_bytes
+from samplers.defaults import sampler_defaults
 from samplers.modalities import (
     continue_audio,
     continue_image_rows,
@@ -191,22 +192,26 @@ def sample_clip(job: tuple[str, str, int, float, str, str | None, str, bool, int
             loudness(generated) / max(loudness(original), 1e-9), time.perf_counter() - start)
 
 
-def image_temperature(arguments: argparse.Namespace, name: str) -> float:
-    return (arguments.model_image_temperature if compressor_spec(name).is_model
-            else arguments.image_temperature)
+def image_temperature(arguments: argparse.Namespace, name: str, task: str) -> float:
+    """The temperature `name` samples `task` at: the one asked for, else `gencomp
+    sample`'s default (`samplers.defaults`)."""
+    spec = compressor_spec(name)
+    chosen = arguments.model_image_temperature if spec.is_model else arguments.image_temperature
+    if chosen is not None:
+        return chosen
+    return sampler_defaults(spec.name, spec.is_model,
+                            "image" if task == "rows" else task)["temperature"]
 
 
 def image_part(arguments: argparse.Namespace, pool: ProcessPoolExecutor) -> list[str]:
     print(f"\n## Images: {arguments.crops} {arguments.split} 32×64 crops, roughness ratios "
-          f"(along rows, across rows); rows task with {arguments.rows_above} rows above, "
-          f"temperature {arguments.image_temperature:g} (model compressors "
-          f"{arguments.model_image_temperature:g}, "
-          f"{'learning' if arguments.learning else 'frozen'})")
+          f"(along rows, across rows); rows task with {arguments.rows_above} rows above; "
+          f"model compressors {'learning' if arguments.learning else 'frozen'}")
     settings = [(name, task, unit) for name in arguments.codecs for task in arguments.tasks
                 for unit in arguments.units]
     # Crop by crop, every setting for one crop before the next: a run stopped early has
     # the same crops for every setting.
-    jobs = [(name, unit, task, index, image_temperature(arguments, name),
+    jobs = [(name, unit, task, index, image_temperature(arguments, name, task),
              arguments.rows_above, str(arguments.data_dir), arguments.save, arguments.split,
              not arguments.learning, arguments.seed_offset)
             for index in range(arguments.crops) for name, task, unit in settings]
@@ -217,9 +222,9 @@ def image_part(arguments: argparse.Namespace, pool: ProcessPoolExecutor) -> list
         print(f"crop {index} {name} {unit} {task}: along {result[0]:.2f}, across "
               f"{result[1]:.2f}, copied from above {result[2]:.0%} ({result[3]:.0f} s)",
               flush=True)
-    print("| codec | unit | task | median along | median across | both in 0.5-2 | copied from "
-          "above | s/crop |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| codec | unit | task | T | median along | median across | both in 0.5-2 | copied "
+          "from above | s/crop |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     missed = []
     for name, task, unit in settings:
         along, across, copied, seconds = np.array(results[name, task, unit]).T
@@ -230,7 +235,8 @@ def image_part(arguments: argparse.Namespace, pool: ProcessPoolExecutor) -> list
             verdict = " (bar ≥ 70 %: " + ("met" if plausible >= 0.7 else "MISSED") + ")"
             if plausible < 0.7:
                 missed.append(f"png bits {task}")
-        print(f"| {name} | {unit} | {task} | {np.median(along):.2f} | {np.median(across):.2f} "
+        print(f"| {name} | {unit} | {task} | {image_temperature(arguments, name, task):g} "
+              f"| {np.median(along):.2f} | {np.median(across):.2f} "
               f"| {plausible:.0%}{verdict} | {np.mean(copied):.0%} | {seconds.mean():.0f} |",
               flush=True)
     return missed
@@ -317,9 +323,11 @@ def main() -> None:
     parser.add_argument("--tasks", default="rows,patch")
     parser.add_argument("--units", default="bytes,bits")
     parser.add_argument("--rows-above", type=int, default=ROWS)
-    parser.add_argument("--image-temperature", type=float, default=0.3)
-    parser.add_argument("--model-image-temperature", type=float, default=0.8,
-                        help="images from model compressors (gencomp sample's default)")
+    parser.add_argument("--image-temperature", type=float, default=None,
+                        help="images from classical codecs (default: gencomp sample's, "
+                        "by task)")
+    parser.add_argument("--model-image-temperature", type=float, default=None,
+                        help="images from model compressors (default: gencomp sample's)")
     parser.add_argument("--audio-temperature", type=float, default=1.0)
     parser.add_argument("--seed-offset", type=int, default=0,
                         help="added to every sample's seed (the crop or clip number)")

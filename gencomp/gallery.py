@@ -43,12 +43,14 @@ from gencomp.render.page import (
     bench_section,
     gallery_html,
     image_section,
+    temperature_note,
     text_section,
     timing_note,
 )
 from gencomp.render.text import TextSample
 from samplers import sample_continuation
 from samplers.continuation import check_settings
+from samplers.defaults import sampler_defaults
 from samplers.modalities import (
     continue_audio,
     continue_image_rows,
@@ -97,7 +99,10 @@ class GallerySettings:
     text: Path | None = None
     samplers: tuple[str, ...] = ("code-length",)
     horizon: int = 8
-    temperature: float = 1.0
+    #: One temperature for every job; None: each job's default (`samplers.defaults`) for
+    #: images, patches and audio, as `gencomp sample` draws them, and T 1 for text, the
+    #: code-length sampler's own distribution.
+    temperature: float | None = None
     #: What the code-length sampler counts: exact "bits" where a codec offers them (the
     #: samplers' default) or whole "bytes" (the paper's). With both, a codec that offers
     #: both gets a row for each, side by side.
@@ -277,6 +282,7 @@ class Job:
     #: the gallery shows more than one).
     length_unit: str = "bits"
     unit_shown: bool = False
+    temperature: float = 1.0
 
     @property
     def label(self) -> str:
@@ -284,6 +290,16 @@ class Job:
         the sampler that ran and, where the gallery shows both, the unit."""
         label = f"{self.compressor} · {sampler_used(self.compressor, self.sampler)}"
         return f"{label} · {self.length_unit}" if self.unit_shown else label
+
+
+def job_temperature(settings: GallerySettings, compressor: str, modality: str) -> float:
+    """The temperature `compressor` continues `modality` at (GallerySettings.temperature)."""
+    if settings.temperature is not None:
+        return settings.temperature
+    if modality == "text":
+        return 1.0
+    spec = compressor_spec(compressor)
+    return sampler_defaults(spec.name, spec.is_model, modality).get("temperature", 1.0)
 
 
 def plan_jobs(settings: GallerySettings) -> list[Job]:
@@ -305,7 +321,8 @@ def plan_jobs(settings: GallerySettings) -> list[Job]:
     for modality in settings.modalities:
         labels = set()
         for name, sampler, unit, shown in rows:
-            job = Job(len(jobs), modality, name, sampler, units[modality], unit, shown)
+            job = Job(len(jobs), modality, name, sampler, units[modality], unit, shown,
+                      job_temperature(settings, name, modality))
             if job.label not in labels:
                 labels.add(job.label)
                 jobs.append(job)
@@ -326,7 +343,7 @@ def run_job(job: Job, settings: GallerySettings, prompt: Any, compressor: Compre
             report: Callable[[int], None]) -> Generated:
     """Generate one job's continuation."""
     options = {"sampler": job.sampler, "seed": settings.seed, "horizon": settings.horizon,
-               "temperature": settings.temperature, "length_unit": job.length_unit,
+               "temperature": job.temperature, "length_unit": job.length_unit,
                "frozen": (settings.frozen and job.modality != "text"
                           and sampler_used(job.compressor, job.sampler) == "exact"),
                "report": report}
@@ -441,7 +458,8 @@ def _sections(settings: GallerySettings, jobs: Sequence[Job], prompts: dict[str,
         done = [(job.label, results[job.index].value, results[job.index]) for job in jobs
                 if job.modality == modality]
         times = {label: generated.seconds for label, _, generated in done}
-        note = timing_note(times)
+        temperatures = {job.label: job.temperature for job in jobs if job.modality == modality}
+        note = temperature_note(temperatures) + timing_note(times)
         if modality in ("image", "patch"):
             panels = [ImagePanel("original", prompts[modality])]
             panels += [ImagePanel(label, image) for label, image, _ in done]
@@ -550,7 +568,8 @@ def check_settings_usable(settings: GallerySettings) -> None:
     for sampler in settings.samplers:
         for unit in settings.length_units:
             check_settings(sampler, settings.length, settings.horizon, beam_width=8,
-                           temperature=settings.temperature, top_k=None, seed=settings.seed,
+                           temperature=1.0 if settings.temperature is None
+                           else settings.temperature, top_k=None, seed=settings.seed,
                            length_unit=unit)
     for name in settings.compressors:
         if not compressor_spec(name).is_model and "exact" in settings.samplers:

@@ -132,6 +132,17 @@ def test_both_length_units_side_by_side_once_per_unit_a_codec_offers() -> None:
                                                  "cm · exact"]
 
 
+def test_each_row_samples_at_gencomp_samples_temperature_unless_one_is_given() -> None:
+    settings = GallerySettings(compressors=("png", "cm"),
+                               modalities=("image", "patch", "audio", "text"))
+    assert [(job.modality, job.compressor, job.temperature) for job in plan_jobs(settings)] == [
+        ("image", "png", 0.3), ("image", "cm", 0.8), ("patch", "png", 0.7),
+        ("patch", "cm", 0.8), ("audio", "png", 1.0), ("audio", "cm", 1.0),
+        ("text", "png", 1.0), ("text", "cm", 1.0)]
+    assert {job.temperature for job in plan_jobs(dataclasses.replace(
+        settings, temperature=0.5))} == {0.5}
+
+
 def test_a_gallery_of_both_units_samples_each_with_its_own(tmp_path: Path) -> None:
     output = tmp_path / "gallery"
     assert main(["render", "-o", str(output), *TINY, "--modalities", "audio,text",

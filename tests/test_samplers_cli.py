@@ -100,6 +100,12 @@ def test_image_rows_and_patch(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         np.testing.assert_array_equal(result[:kept.shape[0], :kept.shape[1]], kept)
         record = json.loads(output.with_name(output.name + ".json").read_text())
         assert record["prompt"]["task"] == task and record["params"] == {"width": None}
+        # The codecs' image temperatures by task (samplers.defaults), unless asked.
+        assert record["temperature"] == {"rows": 0.3, "patch": 0.7}[task]
+    output = tmp_path / "asked.png"
+    assert run(["sample", "-c", "png", "--prompt", str(prompt), "--modality", "image",
+                "--crop", "0,0,16,4", "--temperature", "1", "-o", str(output)], capsys)[0] == 0
+    assert json.loads((tmp_path / "asked.png.json").read_text())["temperature"] == 1.0
 
 
 def test_model_compressors_sample_images_frozen_unless_asked(

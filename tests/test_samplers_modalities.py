@@ -11,11 +11,11 @@ from PIL import Image
 
 from gencomp import get_compressor
 from gencomp.codecs.png import PngImageLayout, complete_last_row
-from gencomp.commands.sample import SIGNAL_MODEL_SETTINGS
 from gencomp.errors import UsageError
 from gencomp.render import wav_bytes
 from gencomp.render.audio import loudest_window
 from samplers import sample_continuation
+from samplers.defaults import SIGNAL_MODEL_SETTINGS
 from samplers.modalities import (
     continue_audio,
     continue_image_rows,
@@ -165,7 +165,7 @@ def test_frozen_cm_continues_real_patches_as_rough_as_the_images(data_dir: Path)
             crops.append(crop)
     cm = get_compressor("cm")
     plausible = [plausible_roughness(roughness(
-        continue_patch(cm, crop, 16, seed=index, **SIGNAL_MODEL_SETTINGS["image"]), crop,
+        continue_patch(cm, crop, 16, seed=index, **SIGNAL_MODEL_SETTINGS["patch"]), crop,
         (16, 0))) for index, crop in enumerate(crops)]
     assert len(crops) >= 10 and np.mean(plausible) >= 0.7, plausible
 

@@ -46,7 +46,6 @@ def gallery_command(settings: GallerySettings, output: Path) -> str:
         "--compressors", ",".join(settings.compressors),
         "--samplers", ",".join(settings.samplers),
         "--horizon", str(settings.horizon),
-        "--temperature", f"{settings.temperature:g}",
         "--length-unit", ",".join(settings.length_units),
         "--frozen" if settings.frozen else "--learning",
         "--image-size", "{}x{}".format(*settings.image_size),
@@ -58,6 +57,8 @@ def gallery_command(settings: GallerySettings, output: Path) -> str:
         "--length", str(settings.length),
         "--seed", str(settings.seed),
     ]
+    if settings.temperature is not None:
+        arguments += ["--temperature", f"{settings.temperature:g}"]
     arguments += (["--no-bench"] if settings.bench_dir is None
                   else ["--bench-dir", shown_path(settings.bench_dir)])
     return shlex.join(arguments)
@@ -81,7 +82,9 @@ def render(
     samplers: str = typer.Option("code-length", "--samplers",
                                  help="Comma-separated: code-length, lookahead, exact."),
     horizon: int = typer.Option(8, "--horizon", help="Bytes the lookahead sampler scores."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature."),
+    temperature: float = typer.Option(
+        None, "--temperature", help="One sampling temperature for every row (default: "
+        "what `gencomp sample` uses for images and audio, T 1 for text)."),
     length_unit: str = typer.Option("bits", "--length-unit",
                                     help="Code lengths in exact bits where a codec offers "
                                          "them (default), or in bytes (the paper's); "

@@ -32,6 +32,7 @@ from samplers.continuation import (
     resolved_sampler,
     sample_continuation,
 )
+from samplers.defaults import sampler_defaults
 from samplers.quality import measure
 from samplers.words import DEFAULT_COPY_LIMIT
 
@@ -40,18 +41,6 @@ IMAGE_TASKS = ("rows", "patch")
 SUFFIXES = {"text": ".txt", "image": ".png", "audio": ".wav"}
 DEFAULT_LENGTH = {"text": 100, "audio": 1600}
 DEFAULT_LOOKAHEAD_HORIZON = 8
-#: Text defaults that do best on unseen prose (benchmarks/bench_text_samples.py): the words
-#: sampler for classical codecs; for model compressors, exact sampling sharpened this much,
-#: and for cm with a copy limit (samplers.exact): sharpened, cm copies a long prompt.
-TEXT_MODEL_SETTINGS = {"cm": {"temperature": 0.5, "top_k": 2, "copy_limit": 5},
-                       "transformer": {"temperature": 0.35},
-                       "transformer-cm": {"temperature": 0.35}}
-#: Image and audio defaults for model compressors (benchmarks/bench_bit_exact.py, tuned on
-#: its `tune` crops and clips): the model frozen once primed on the prompt, since one that
-#: learns from its own sample runs away into noise or copying; images sharpened to T 0.8
-#: (T 0.7-0.8 did best, 1.0 gave rougher rows).
-SIGNAL_MODEL_SETTINGS = {"image": {"temperature": 0.8, "frozen": True},
-                         "audio": {"frozen": True}}
 SAMPLES_DIR = Path("outputs") / "samples"
 
 
@@ -200,10 +189,11 @@ def sample(
     if modality == "image" and length is not None:
         raise UsageError("--length does not apply to images: the task sets what is generated")
     spec = compressor_spec(compressor_name)
-    defaults = {}
-    if spec.is_model:
-        defaults = (TEXT_MODEL_SETTINGS.get(spec.name, {}) if modality == "text"
-                    else SIGNAL_MODEL_SETTINGS[modality])
+    image_task = image_task or "rows"
+    if image_task not in IMAGE_TASKS:
+        raise UsageError(f"unknown --image-task {image_task!r}; choose rows or patch")
+    defaults = sampler_defaults(spec.name, spec.is_model, "patch" if modality == "image"
+                                and image_task == "patch" else modality)
     if frozen and not spec.is_model:
         raise UsageError(f"--frozen applies to model compressors; {spec.name!r} has no "
                          "model to freeze")
@@ -231,9 +221,6 @@ def sample(
     length = DEFAULT_LENGTH.get(modality, 0) if length is None else length
     check_settings(sampler, length, horizon, beam_width, temperature, top_k, seed,
                    length_unit, copy_limit)
-    image_task = image_task or "rows"
-    if image_task not in IMAGE_TASKS:
-        raise UsageError(f"unknown --image-task {image_task!r}; choose rows or patch")
     if modality != "text" and prompt == "-":
         raise UsageError("image and audio prompts must be files, not stdin")
     if crop is not None and whole_image:

@@ -51,6 +51,17 @@ def timing_note(seconds: dict[str, float]) -> str:
     return f'<p class="note">Generation time: {html.escape(parts)}.</p>\n' if parts else ""
 
 
+def temperature_note(temperatures: dict[str, float]) -> str:
+    """'Sampled at T 0.3: gzip · code-length, png · code-length; T 0.8: cm · exact' as a
+    note, or nothing."""
+    by_temperature: dict[float, list[str]] = {}
+    for label, temperature in temperatures.items():
+        by_temperature.setdefault(temperature, []).append(label)
+    parts = "; ".join(f"T {temperature:g}: {', '.join(labels)}"
+                      for temperature, labels in by_temperature.items())
+    return f'<p class="note">Sampled at {html.escape(parts)}.</p>\n' if parts else ""
+
+
 def clip_file(label: str) -> str:
     """The WAV file name of a clip: 'audio_gzip_code-length.wav' for 'gzip · code-length'."""
     return "audio_" + label.replace(" · ", "_") + ".wav"
