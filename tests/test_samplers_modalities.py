@@ -199,6 +199,10 @@ def test_flac_scores_audio_in_a_sliding_window_of_one_frame(data_dir: Path) -> N
     assert window.prompt_predictor == flac.for_audio(context[:4000]).prompt_predictor
     assert window.prompt_predictor != flac.for_audio(audio[:4000]).prompt_predictor
     assert window.compress(context) == flac.compress(context)
+    # A silent prompt's residual is all zeros, yet one 8-bit step stays a few bits away.
+    silence = flac.for_audio(b"\x80" * 512).continuation_bits(b"\x80" * 512, candidates,
+                                                               "bits")
+    assert 0 < silence[129] - silence[128] <= 4 and 0 < silence[127] - silence[128] <= 4
 
 
 def test_flac_continues_speech_in_exact_bits(data_dir: Path) -> None:

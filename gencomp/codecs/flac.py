@@ -187,8 +187,9 @@ class FlacWindow(FlacCompressor):
     def __init__(self, sample_bits: int = 16, sample_rate: int = 16000, prompt: bytes = b""
                  ) -> None:
         super().__init__(sample_bits, sample_rate)
-        self.prompt_predictor = flac_predictor.fit(self._samples(self._window(prompt)),
-                                                   sample_bits, wasted_bits=0)
+        self.prompt_predictor = flac_predictor.fit(
+            self._samples(self._window(prompt)), sample_bits, wasted_bits=0,
+            smallest_parameter=sample_bits - 8)
 
     def _samples(self, data: bytes) -> np.ndarray:
         """Bytes as the subframe's samples, signed, at the stream's full width."""

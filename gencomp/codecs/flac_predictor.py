@@ -25,7 +25,9 @@ steps, the prediction's floor (the format's arithmetic shift) and the Rice code'
 (r = −1 costs less than r = +1) both pull the sampled residual down, by about one step per
 sample together, and the predictor's gain at zero frequency (1/A(1), 20-50 on speech)
 turns that into a drift of tens of steps within 0.1 s. At 16 bits both biases shrink to
-1/256 of a step; every candidate costs the same 8 bits more.
+1/256 of a step; every candidate costs the same 8 bits more. The Rice parameter is then
+kept at 8 or more, the bits below an 8-bit step: fitted to a silent prompt it would be 0,
+and one step would cost 513 bits, so a pause would continue as exact silence.
 
 The autocorrelation is summed exactly rounded (`math.fsum`), so the fit, and a sampler's
 draws from it, do not depend on the order in which a machine's BLAS adds floats.
@@ -169,9 +171,10 @@ def _levinson(autocorrelation: list[float]) -> list[list[float]]:
     return predictors
 
 
-def fit(samples: np.ndarray, sample_width: int, wasted_bits: int) -> LinearPredictor:
-    """The predictor and Rice parameter whose subframe codes `samples` (int64, in units
-    of the wasted bits) in the fewest bits."""
+def fit(samples: np.ndarray, sample_width: int, wasted_bits: int,
+        smallest_parameter: int = 0) -> LinearPredictor:
+    """The predictor and Rice parameter (at least `smallest_parameter`) whose subframe
+    codes `samples` (int64, in units of the wasted bits) in the fewest bits."""
     samples = np.asarray(samples, dtype=np.int64)
     windowed = samples * tukey_window(len(samples))
     autocorrelation = [math.fsum(windowed[:len(samples) - lag] * windowed[lag:])
@@ -182,7 +185,7 @@ def fit(samples: np.ndarray, sample_width: int, wasted_bits: int) -> LinearPredi
     best, best_bits = choices[0], None
     for predictor in choices:
         residual = predictor.residual(samples)
-        for parameter in RICE_PARAMETERS:
+        for parameter in RICE_PARAMETERS[smallest_parameter:]:
             candidate = dataclasses.replace(predictor, rice_parameter=parameter)
             bits = candidate.overhead_bits(sample_width, wasted_bits) + int(
                 rice_bits(residual, parameter).sum())
