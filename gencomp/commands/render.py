@@ -82,7 +82,7 @@ def render(
     samplers: str = typer.Option("code-length", "--samplers",
                                  help="Comma-separated: code-length, lookahead, exact."),
     horizon: int = typer.Option(8, "--horizon", help="Bytes the lookahead sampler scores."),
-    temperature: float = typer.Option(
+    temperature: float | None = typer.Option(
         None, "--temperature", help="One sampling temperature for every row (default: "
         "what `gencomp sample` uses for images and audio, T 1 for text)."),
     length_unit: str = typer.Option("bits", "--length-unit",
