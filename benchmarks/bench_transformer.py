@@ -1,9 +1,10 @@
 """Throughput of the Transformer compressor on real enwik8 chunks, as a fraction of this
 machine's own peak, measured in the same run.
 
-The CPU engine ("kernels", `predictors/transformer_kernels.py`) computes every probability
-in one fixed order of float32 operations, so the encoder scores a whole 2048-byte chunk in
-one call while the decoder steps it byte by byte, and both get identical bits. We time:
+The CPU engines (`predictors/transformer_kernels.py`: "kernels-f16", the default, and
+"kernels", the first) compute every probability in one fixed order of float32 operations,
+so the encoder scores a whole 2048-byte chunk in one call while the decoder steps it byte
+by byte, and both get identical bits. For each engine (`--engines`) we time:
 
 - the peak: a float32 matrix product through numpy on one BLAS thread (pinned below,
   before numpy loads), best of several, measured before and after the kernels;
@@ -12,15 +13,16 @@ one call while the decoder steps it byte by byte, and both get identical bits. W
   pass over the weights), on one core, without the arithmetic coder, each as KB/s,
   GFLOP/s and a fraction of the peak, from the model's FLOPs per byte computed from its
   shapes;
+- with `--held-out`, its rate on the whole held-out tail (what the model card reports);
 - the torch engine's stepping (`--torch-batch-sizes`), the exact path before the kernels
   (and the one a GPU uses), on one core;
-- `compress` / `decompress` of 2048-byte chunks through the coder with `--workers`, the
-  round trip checked.
+- `compress` / `decompress` of 2048-byte chunks through the coder with `--workers` (the
+  default engine), the round trip checked.
 
 Times are the CPU time of the thread doing the work (best of `--repeats`), so that other
 processes sharing the cores do not count; the coder's are wall-clock.
 
-    python benchmarks/bench_transformer.py
+    python benchmarks/bench_transformer.py --held-out
     python benchmarks/bench_transformer.py --chunks 2 --codec-chunks 0 --torch-batch-sizes
 """
 
@@ -41,18 +43,26 @@ from machine import cpu_model  # noqa: E402
 
 from gencomp.constants import ENWIK8_SAMPLE  # noqa: E402
 from gencomp.locations import find_data  # noqa: E402
-from predictors.transformer import TransformerConfig, load_pretrained  # noqa: E402
+from predictors.transformer import (  # noqa: E402
+    KERNEL_ENGINES,
+    TransformerConfig,
+    load_pretrained,
+)
 
 CHUNK_SIZE = 2048
 PEAK_SIZE = 512
 
 
-def enwik8_chunks(count: int) -> list[bytes]:
-    """`count` chunks from the held-out end of our enwik8 sample (never trained on)."""
+def enwik8_sample() -> bytes:
     path = find_data(ENWIK8_SAMPLE)
     if path is None:
         raise SystemExit(f"no {ENWIK8_SAMPLE} in a data folder (set $GENCOMP_DATA)")
-    data = path.read_bytes()
+    return path.read_bytes()
+
+
+def enwik8_chunks(count: int) -> list[bytes]:
+    """`count` chunks from the held-out end of our enwik8 sample (never trained on)."""
+    data = enwik8_sample()
     start = len(data) - count * CHUNK_SIZE
     return [data[start + i * CHUNK_SIZE : start + (i + 1) * CHUNK_SIZE] for i in range(count)]
 
@@ -96,12 +106,13 @@ def stepped_bits(predictor, chunks: list[bytes]) -> float:
     """Step `chunks` as one batch, byte by byte, as a decoder does."""
     symbols = np.stack([np.frombuffer(chunk, np.uint8) for chunk in chunks])
     rows = np.arange(len(chunks))
+    picked = np.empty(symbols.shape)  # each coded byte's probability
     state, probabilities = predictor.start(len(chunks))
-    bits = -np.log2(probabilities[rows, symbols[:, 0]]).sum()
+    picked[:, 0] = probabilities[rows, symbols[:, 0]]
     for position in range(1, symbols.shape[1]):
         probabilities = predictor.step(state, symbols[:, position - 1])
-        bits -= np.log2(probabilities[rows, symbols[:, position]]).sum()
-    return float(bits)
+        picked[:, position] = probabilities[rows, symbols[:, position]]
+    return float(-np.log2(picked).sum())
 
 
 def report(label: str, seconds_per_chunk: float, flops: float, peak: float,
@@ -110,6 +121,18 @@ def report(label: str, seconds_per_chunk: float, flops: float, peak: float,
     print(f"{label:40s} {CHUNK_SIZE / seconds_per_chunk / 1000:6.2f} KB/s  "
           f"{achieved / 1e9:6.1f} GFLOP/s  {100 * achieved / peak:5.1f} % of peak  "
           f"({bits_per_byte:.4f} bits/byte)")
+
+
+def held_out_rate(predictor) -> tuple[float, int]:
+    """(rate in %, bytes): the model card's held-out measure, the last tenth of the enwik8
+    sample in 2048-byte chunks each from an empty context, scored as the encoder does."""
+    from predictors.train import HELD_OUT_FRACTION
+
+    data = enwik8_sample()
+    tail = data[int(len(data) * (1 - HELD_OUT_FRACTION)):]
+    bits = sum(scored_bits(predictor, tail[i:i + CHUNK_SIZE])
+               for i in range(0, len(tail), CHUNK_SIZE))
+    return 100 * bits / 8 / len(tail), len(tail)
 
 
 def bench_codec(size: str, num_chunks: int, batch_size: int, workers: int) -> None:
@@ -140,6 +163,10 @@ def main() -> None:
                         help="chunks for the one-core timings (each timed separately)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each one-core timing; the fastest counts")
+    parser.add_argument("--engines", nargs="+", default=list(KERNEL_ENGINES),
+                        choices=KERNEL_ENGINES, help="CPU kernels to time (default: both)")
+    parser.add_argument("--held-out", action="store_true",
+                        help="also each engine's rate on the whole held-out tail (30 s each)")
     parser.add_argument("--decode-batch-sizes", type=int, nargs="*", default=[4],
                         help="kernels stepping this many chunks as one batch (besides 1)")
     parser.add_argument("--torch-batch-sizes", type=int, nargs="*", default=[32])
@@ -152,35 +179,54 @@ def main() -> None:
 
     peak_repeats = 7
     peak = matmul_peak_flops(peak_repeats)
-    kernels = load_pretrained(arguments.size, engine="kernels")
-    projections, attention = flops_per_byte(kernels.model_config, CHUNK_SIZE)
+    engines = {engine: load_pretrained(arguments.size, engine=engine)
+               for engine in arguments.engines}
+    config = next(iter(engines.values())).model_config
+    projections, attention = flops_per_byte(config, CHUNK_SIZE)
     flops = projections + attention
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     print(f"transformer {arguments.size}: {flops / 1e6:.2f} MFLOP per byte of a "
           f"{CHUNK_SIZE}-byte chunk ({projections / 1e6:.2f} in the projections, "
           f"{attention / 1e6:.2f} in attention), the same for encoder and decoder")
-    print(f"kernels compiled: {kernels.kernels.form} (aot: the cached ahead-of-time build, "
-          f"predictors/transformer_native.py; jit: numba's; GENCOMP_KERNELS=jit chooses it)")
+    forms = {predictor.kernels.form for predictor in engines.values()}
+    print(f"kernels compiled: {', '.join(sorted(forms))} (aot: the cached ahead-of-time "
+          f"build, predictors/transformer_native.py; jit: numba's; GENCOMP_KERNELS=jit "
+          f"chooses it)")
     chunks = enwik8_chunks(arguments.chunks)
-    scored_bits(kernels, chunks[0][:64])  # warm-up: the kernels load
-    encode_s = min(best_cpu_seconds(lambda c=chunk: scored_bits(kernels, c), arguments.repeats)
-                   for chunk in chunks)
-    decode_s = min(best_cpu_seconds(lambda c=chunk: stepped_bits(kernels, [c]),
-                                    arguments.repeats) for chunk in chunks)
+    timings = {}
+    for engine, predictor in engines.items():
+        scored_bits(predictor, chunks[0][:64])  # warm-up: the kernels load
+        timings[engine, "encoder"] = min(
+            best_cpu_seconds(lambda p=predictor, c=chunk: scored_bits(p, c), arguments.repeats)
+            for chunk in chunks)
+        timings[engine, 1] = min(
+            best_cpu_seconds(lambda p=predictor, c=chunk: stepped_bits(p, [c]),
+                             arguments.repeats)
+            for chunk in chunks)
+        for batch_size in arguments.decode_batch_sizes:
+            batch = enwik8_chunks(batch_size)
+            timings[engine, batch_size] = best_cpu_seconds(
+                lambda p=predictor, b=batch: stepped_bits(p, b), arguments.repeats) / batch_size
     peak = max(peak, matmul_peak_flops(peak_repeats))
     print(f"peak: numpy float32 {PEAK_SIZE}×{PEAK_SIZE} matrix product, one thread, "
           f"{peak / 1e9:.1f} GFLOP/s (best of {2 * peak_repeats}, before and after)")
     total = CHUNK_SIZE * len(chunks)
-    report("kernels, encoder: whole chunk per call", encode_s, flops, peak,
-           sum(scored_bits(kernels, chunk) for chunk in chunks) / total)
-    report("kernels, decoder: stepping, batch 1", decode_s, flops, peak,
-           sum(stepped_bits(kernels, [chunk]) for chunk in chunks) / total)
-    for batch_size in arguments.decode_batch_sizes:
-        batch = enwik8_chunks(batch_size)
-        seconds = best_cpu_seconds(lambda b=batch: stepped_bits(kernels, b), arguments.repeats)
-        report(f"kernels, decoder: stepping, batch {batch_size}", seconds / batch_size, flops,
-               peak, stepped_bits(kernels, batch) / (CHUNK_SIZE * batch_size))
+    for engine, predictor in engines.items():
+        report(f"{engine}, encoder: whole chunk per call", timings[engine, "encoder"], flops,
+               peak, sum(scored_bits(predictor, chunk) for chunk in chunks) / total)
+        report(f"{engine}, decoder: stepping, batch 1", timings[engine, 1], flops, peak,
+               sum(stepped_bits(predictor, [chunk]) for chunk in chunks) / total)
+        for batch_size in arguments.decode_batch_sizes:
+            batch = enwik8_chunks(batch_size)
+            report(f"{engine}, decoder: stepping, batch {batch_size}",
+                   timings[engine, batch_size], flops, peak,
+                   stepped_bits(predictor, batch) / (CHUNK_SIZE * batch_size))
+    if arguments.held_out:
+        for engine, predictor in engines.items():
+            rate, length = held_out_rate(predictor)
+            print(f"{engine}: held-out rate {rate:.3f} % ({length:,} bytes, the model card's "
+                  f"measure)")
     if arguments.torch_batch_sizes:
         pytorch = load_pretrained(arguments.size, engine="torch")
         for batch_size in arguments.torch_batch_sizes:

@@ -1,10 +1,10 @@
 """The .gcz container: a compressed payload that says how to decode itself, and proves it.
 
-Layout of version 2, the one written (integers little-endian; "varint" is unsigned
-LEB128, `gencomp.varints`):
+Layout of versions 2 and 3 (3 is written; they differ only in `IMPLICIT_PARAMS`; integers
+little-endian; "varint" is unsigned LEB128, `gencomp.varints`):
 
     magic            4 bytes   b"GCZ\\x1a"
-    version          1 byte    2
+    version          1 byte    3
     compressor       u8 length + UTF-8 registry name
     params           varint length + a JSON object: the encoding parameters whose value
                      differs from the one `IMPLICIT_PARAMS` gives (none: length 0)
@@ -60,16 +60,11 @@ from gencomp.errors import (
 from gencomp.limits import default_output_limit
 
 MAGIC = b"GCZ\x1a"
-VERSION = 2
+VERSION = 3
 MAX_HEADER_BYTES = 1 << 16
 DIGEST_BYTES = 8
 
-#: The value each encoding parameter has in a version-2 container that leaves it out (the
-#: defaults when version 2 was made). A listed value never changes: that would change what
-#: existing files mean (new values need a new format version). A parameter not listed is
-#: always recorded; one added to a compressor later may join the table with the value
-#: that keeps its compressor's old behaviour, which is what files made before it mean.
-IMPLICIT_PARAMS: dict[str, dict[str, Any]] = {
+_VERSION_2_IMPLICIT_PARAMS: dict[str, dict[str, Any]] = {
     "gzip": {"level": 9},
     "bz2": {"level": 9},
     "zstd": {"level": 19},
@@ -82,6 +77,18 @@ IMPLICIT_PARAMS: dict[str, dict[str, Any]] = {
     "transformer-cm": {"size": "200k", "checkpoint": None, "engine": "kernels",
                        "mix": "cm-signals"},
 }
+#: By format version, the value each encoding parameter has in a container that leaves it
+#: out (the defaults when that version was made). A listed value never changes: that would
+#: change what existing files mean (new values need a new format version: version 3 is
+#: version 2 with the Transformer's engine kernels-f16). A parameter not listed is always
+#: recorded; one added to a compressor later may join the tables with the value that keeps
+#: its compressor's old behaviour, which is what files made before it mean.
+IMPLICIT_PARAMS: dict[int, dict[str, dict[str, Any]]] = {
+    2: _VERSION_2_IMPLICIT_PARAMS,
+    3: {**_VERSION_2_IMPLICIT_PARAMS,
+        **{name: {**_VERSION_2_IMPLICIT_PARAMS[name], "engine": "kernels-f16"}
+           for name in ("transformer", "transformer-cm")}},
+}
 
 _PREFIX = struct.Struct("<4sB")
 _CRC = struct.Struct("<I")
@@ -93,10 +100,10 @@ _V1_PAYLOAD_LENGTH = struct.Struct("<Q")
 class ContainerHeader:
     version: int
     compressor: str
-    #: The parameters as recorded (version 2: only those that differ from IMPLICIT_PARAMS).
+    #: The parameters as recorded (from version 2: those that differ from IMPLICIT_PARAMS).
     params: dict[str, Any]
     original_length: int
-    #: The SHA-256 of the original: whole (version 1) or its first DIGEST_BYTES (2).
+    #: The SHA-256 of the original: whole (version 1) or its first DIGEST_BYTES (2, 3).
     original_digest: bytes
 
 
@@ -106,10 +113,10 @@ def _same(value: Any, other: Any) -> bool:
 
 
 def recorded_params(compressor: Compressor) -> dict[str, Any]:
-    """The parameters a version-2 container of `compressor` records (module docstring)."""
+    """The parameters a container of `compressor` records (module docstring)."""
     spec = compressor_spec(compressor.name)
     left_out = {*spec.runtime_params, *spec.payload_params}
-    implicit = IMPLICIT_PARAMS.get(compressor.name, {})
+    implicit = IMPLICIT_PARAMS[VERSION].get(compressor.name, {})
     return {key: value for key, value in compressor.params.items()
             if key not in left_out and not (key in implicit and _same(value, implicit[key]))}
 
@@ -122,7 +129,7 @@ def pack(compressor: Compressor, data: bytes) -> bytes:
 
 def frame(compressor: str, params: dict[str, Any], original_length: int,
           original_digest: bytes, payload: bytes) -> bytes:
-    """A version-2 container of these fields, CRC-32 included. (`pack` uses it; the fuzz
+    """A container of these fields (the version written), CRC-32 included. (`pack` uses it; the fuzz
     tests use it to build hostile containers that pass the CRC.)"""
     name = compressor.encode("utf-8")
     params_bytes = (json.dumps(params, sort_keys=True, separators=(",", ":")).encode("ascii")
@@ -149,12 +156,12 @@ def read_header(container: bytes) -> tuple[ContainerHeader, bytes]:
     magic, version = _PREFIX.unpack_from(container)
     if magic != MAGIC:
         raise BadMagicError("not a .gcz container (bad magic)")
-    if version == 2:
-        return _read_v2(container)
+    if version in IMPLICIT_PARAMS:
+        return _read_v2(container, version)
     if version == 1:
         return _read_v1(container)
     raise UnsupportedVersionError(f"unsupported .gcz format version {version} "
-                                  f"(this gencomp reads versions 1 and {VERSION})")
+                                  f"(this gencomp reads versions 1 to {VERSION})")
 
 
 def _check_size_and_crc(container: bytes, payload_end: int) -> None:
@@ -170,7 +177,8 @@ def _check_size_and_crc(container: bytes, payload_end: int) -> None:
         raise ChecksumMismatchError("container is corrupt (CRC-32 mismatch)")
 
 
-def _read_v2(container: bytes) -> tuple[ContainerHeader, bytes]:
+def _read_v2(container: bytes, version: int) -> tuple[ContainerHeader, bytes]:
+    """Versions 2 and 3 (one layout)."""
     what = "container header"
     offset = _PREFIX.size
     if offset >= len(container):
@@ -195,7 +203,7 @@ def _read_v2(container: bytes) -> tuple[ContainerHeader, bytes]:
     if not isinstance(params, dict):
         raise CorruptPayloadError("container header is corrupt (parameters are not a JSON "
                                   "object)")
-    header = ContainerHeader(2, name, params, original_length,
+    header = ContainerHeader(version, name, params, original_length,
                              bytes(container[digest_start : digest_start + DIGEST_BYTES]))
     return header, bytes(container[payload_start : payload_start + payload_length])
 
@@ -264,7 +272,8 @@ def decoding_params(header: ContainerHeader, spec: CompressorSpec) -> dict[str, 
                              f"{' ...' if len(unknown) > 3 else ''}")
     if header.version == 1:
         return recorded
-    implicit = {key: value for key, value in IMPLICIT_PARAMS.get(spec.name, {}).items()
+    implicit = {key: value
+                for key, value in IMPLICIT_PARAMS[header.version].get(spec.name, {}).items()
                 if key in spec.defaults}
     return {**implicit, **recorded}
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import operator
 
-from llvmlite import ir
+import numpy as np
+from llvmlite import binding, ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
@@ -29,6 +30,12 @@ from predictors.transformer_arrays import LANES
 
 _VECTOR = ir.VectorType(ir.FloatType(), LANES)
 _INTEGERS = ir.VectorType(ir.IntType(32), LANES)
+_HALVES = ir.VectorType(ir.HalfType(), LANES)
+
+
+def host_has_wide_registers() -> bool:
+    """Whether this CPU has 32 vector registers of 512 bits (AVX-512), a float32x16 each."""
+    return bool(binding.get_host_cpu_features().get("avx512f", False))
 
 
 class Float32x16Type(types.Type):
@@ -50,24 +57,103 @@ def _is_float32_array(array) -> bool:
             and array.layout == "C")
 
 
-def _pointer(context, builder, array_type, array, offset, offset_type):
+def _is_half_array(array) -> bool:
+    """An array of IEEE half floats, held as their uint16 bits."""
+    return (isinstance(array, types.Array) and array.dtype == types.uint16
+            and array.layout == "C")
+
+
+def _pointer(context, builder, array_type, array, offset, offset_type, vector=_VECTOR):
     data = context.make_array(array_type)(context, builder, array).data
     offset = context.cast(builder, offset, offset_type, types.intp)
-    return builder.bitcast(builder.gep(data, [offset]), _VECTOR.as_pointer())
+    return builder.bitcast(builder.gep(data, [offset]), vector.as_pointer())
 
 
 @intrinsic
 def load(typingctx, array, offset):
-    """array.flat[offset : offset + 16]."""
-    if not _is_float32_array(array) or not isinstance(offset, types.Integer):
+    """array.flat[offset : offset + 16], of float32 or of half floats (widened, exactly)."""
+    half = _is_half_array(array)
+    if not (half or _is_float32_array(array)) or not isinstance(offset, types.Integer):
         return None
 
     def codegen(context, builder, signature, args):
+        if not half:
+            return builder.load(_pointer(context, builder, signature.args[0], args[0],
+                                         args[1], signature.args[1]), align=4)
         pointer = _pointer(context, builder, signature.args[0], args[0], args[1],
-                           signature.args[1])
-        return builder.load(pointer, align=4)
+                           signature.args[1], _HALVES)
+        return builder.fpext(builder.load(pointer, align=2), _VECTOR)
 
     return float32x16(array, offset), codegen
+
+
+@intrinsic
+def half_bits(typingctx, value):
+    """The uint16 bits of float32 `value` rounded to the nearest half float (ties to even,
+    IEEE; values past the half range become infinities)."""
+    if value != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return types.uint16(value), codegen
+
+
+def stored_value(array, value):
+    """`value` (float32) as `array` holds it: itself, or its half float's bits."""
+    return np.float16(value).view(np.uint16) if array.dtype == np.uint16 else value
+
+
+@overload(stored_value)
+def _stored_value(array, value):
+    if _is_half_array(array) and value == types.float32:
+        return lambda array, value: half_bits(value)
+    if _is_float32_array(array) and value == types.float32:
+        return lambda array, value: value
+    return None
+
+
+class ConstantTruthType(types.Type):
+    """A truth value that numba knows when it compiles: a kernel that takes one is compiled
+    once per value, with every branch on it folded away (a plain bool argument would be
+    tested at run time, inside the innermost loops)."""
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+        super().__init__(name=f"constant_truth({value})")
+
+
+register_model(ConstantTruthType)(models.OpaqueModel)
+
+
+@overload(bool)
+def _truth(value):
+    if isinstance(value, ConstantTruthType):
+        truth = value.value
+        return lambda value: truth
+    return None
+
+
+def holds_half_floats(array) -> bool:
+    """Whether `array` holds half floats, as a ConstantTruthType in a kernel."""
+    return array.dtype == np.uint16
+
+
+@intrinsic
+def _holds_half_floats(typingctx, array):
+    if not (_is_half_array(array) or _is_float32_array(array)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant_null(signature.return_type)
+
+    return ConstantTruthType(_is_half_array(array))(array), codegen
+
+
+@overload(holds_half_floats)
+def _holds_half_floats_overload(array):
+    return lambda array: _holds_half_floats(array)
 
 
 @intrinsic
@@ -217,7 +303,16 @@ def copysign(typingctx, magnitude, sign):
 
 @intrinsic
 def fma(typingctx, a, b, c):
-    """a·b + c with one rounding (IEEE fusedMultiplyAdd), lane by lane."""
+    """a·b + c with one rounding (IEEE fusedMultiplyAdd), lane by lane, or of three float32
+    scalars."""
+    if all(argument == types.float32 for argument in (a, b, c)):
+        def scalar(context, builder, signature, args):
+            function = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.FloatType(), [ir.FloatType()] * 3),
+                "llvm.fma.f32")
+            return builder.call(function, args)
+
+        return types.float32(a, b, c), scalar
     if a != float32x16 or b != float32x16 or c != float32x16:
         return None
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from predictors.base import Predictor
 from predictors.transformer import BEGIN_TOKEN, TransformerPredictor
-from predictors.transformer_arrays import KernelCache, allocate_cache, allocate_scratch
+from predictors.transformer_arrays import KernelCache, allocate_scratch
 
 #: The output layer's SGD step size (module doc).
 HEAD_LEARNING_RATE = 0.002
@@ -57,7 +57,7 @@ class _Stream:
 
 
 class OnlineHeadTransformer(Predictor):
-    """`transformer` (kernels engine) slid over an unbounded stream in windows, each later
+    """`transformer` (a kernels engine) slid over an unbounded stream in windows, each later
     one predicting `stride` bytes (default: half the context) after the context − stride
     before them, with an output layer that learns online at `rate` (module doc)."""
 
@@ -65,8 +65,8 @@ class OnlineHeadTransformer(Predictor):
 
     def __init__(self, transformer: TransformerPredictor, stride: int | None = None,
                  rate: float = HEAD_LEARNING_RATE) -> None:
-        if transformer.engine != "kernels":
-            raise ValueError("the online head runs on the CPU kernels engine")
+        if not transformer.batch_independent:
+            raise ValueError("the online head runs on the CPU kernels")
         context = transformer.context_length
         self.transformer = transformer
         self.name = transformer.name
@@ -117,7 +117,7 @@ class OnlineHeadTransformer(Predictor):
     def start(self, batch_size: int) -> tuple[list[_Stream], np.ndarray]:
         streams = []
         for _ in range(batch_size):
-            cache = allocate_cache(self._weights, 1)
+            cache = self.transformer.allocate_cache(1)
             stream = _Stream(cache, self._weights.head.copy(), self._weights.head_bias.copy(),
                              self._hidden(cache, np.full(1, BEGIN_TOKEN), 0),
                              np.empty((1, 256)), bytearray())
@@ -135,7 +135,7 @@ class OnlineHeadTransformer(Predictor):
             del stream.history[:-context]
             stream.seen += 1
             if self._restarts(stream.seen):
-                stream.cache = allocate_cache(self._weights, 1)
+                stream.cache = self.transformer.allocate_cache(1)
                 fed = np.frombuffer(stream.history[len(stream.history) - (context - self.stride):],
                                     np.uint8)
                 tokens = np.concatenate([[BEGIN_TOKEN], fed]).astype(np.int64)
@@ -161,7 +161,7 @@ class OnlineHeadTransformer(Predictor):
         head, head_bias = self._weights.head.copy(), self._weights.head_bias.copy()
         for start, first, end in self._windows(len(sequence)):
             tokens = np.concatenate([[BEGIN_TOKEN], symbols[start:end - 1]]).astype(np.int64)
-            cache = allocate_cache(self._weights, 1)
+            cache = self.transformer.allocate_cache(1)
             hidden = np.ascontiguousarray(self._hidden(cache, tokens, 0)[first - start:])
             rows = np.empty((end - first, 256))
             self._kernels.online_head(head, head_bias, hidden,

@@ -19,7 +19,8 @@ has exactly 231,936 parameters:
 Three computations exist and they are kept apart:
 - `TransformerModel.forward` scores whole sequences in parallel (training, quick
   evaluation). It agrees with the others only to float tolerance.
-- The CPU coding engine, `engine="kernels"` (the default on the CPU): the same network in
+- The CPU coding engines, `engine="kernels-f16"` (the default on the CPU) and "kernels"
+  (the first, for payloads made before it): the same network in
   `predictors/transformer_kernels.py`, written so that every probability is one fixed
   sequence of float32 operations. Scoring a whole chunk in one call (the encoder,
   `sequence_distributions`) and stepping it byte by byte (the decoder, `start/step`) give
@@ -86,7 +87,11 @@ CHECKPOINT_VERSION = 1
 #: Longest context a checkpoint may declare (the paper's models use 2048).
 MAX_CONTEXT_LENGTH = 1 << 16
 BEGIN_TOKEN = 0
-ENGINES = ("kernels", "torch")
+#: The CPU kernels (`transformer_kernels`): "kernels-f16", what "auto" picks on the CPU,
+#: keeps the cached values as half floats and rounds each multiply-add once; "kernels", the
+#: first kernels, decode the payloads made before it.
+KERNEL_ENGINES = ("kernels-f16", "kernels")
+ENGINES = (*KERNEL_ENGINES, "torch")
 #: Torch threads used while stepping (see the module docstring). Parallelism across
 #: chunks comes from coding independent batch groups in separate worker processes.
 CODING_THREADS = 1
@@ -115,12 +120,12 @@ def resolve_engine(engine: str, device: str) -> str:
     """"auto" picks the exact CPU kernels on the CPU and torch on a GPU."""
     on_cpu = device.split(":")[0] == "cpu"
     if engine == "auto":
-        return "kernels" if on_cpu else "torch"
+        return KERNEL_ENGINES[0] if on_cpu else "torch"
     if engine not in ENGINES:
         raise UsageError(f"unknown transformer engine {engine!r}; use auto, "
                          f"{', '.join(ENGINES)}")
-    if engine == "kernels" and not on_cpu:
-        raise UsageError("the kernels engine runs on the CPU; use engine torch on a GPU")
+    if engine in KERNEL_ENGINES and not on_cpu:
+        raise UsageError(f"the {engine} engine runs on the CPU; use engine torch on a GPU")
     return engine
 
 
@@ -156,10 +161,10 @@ class TransformerPredictor(Predictor):
 
     Each sequence can hold `context_length` bytes: `start` feeds the begin token, and the
     distribution for byte i comes after feeding byte i−1, so the last byte of a full
-    sequence is never fed. `engine` picks the computation (module docstring): "kernels"
-    (CPU, exact for any batch: `batch_independent`) or "torch" (CPU or GPU, float32
-    logits softmaxed in float64; stepping sets torch to `CODING_THREADS` threads for the
-    whole process); "auto" is kernels on the CPU, torch on a GPU.
+    sequence is never fed. `engine` picks the computation (module docstring): "kernels-f16"
+    or "kernels" (CPU, exact for any batch: `batch_independent`) or "torch" (CPU or GPU,
+    float32 logits softmaxed in float64; stepping sets torch to `CODING_THREADS` threads for
+    the whole process); "auto" is kernels-f16 on the CPU, torch on a GPU.
     """
 
     name = "transformer"
@@ -178,18 +183,24 @@ class TransformerPredictor(Predictor):
         #: The held-out chunked rate its training recorded (`gencomp train`), if any: the
         #: fair number when data it trained on is compressed (e.g. the bench's enwik8).
         self.held_out_rate_percent = held_out_rate_percent
+        self._half_cache = self.engine == "kernels-f16"
         self._kernel_weights = (
             pack_weights(self._arrays, self.model_config.num_heads,
                          self.model_config.context_length)
-            if self.engine == "kernels" else None)
-        self._kernels = (load_kernels(self._kernel_weights) if self.engine == "kernels"
-                         else None)
+            if self.batch_independent else None)
+        self._kernels = (load_kernels(self._kernel_weights, self._half_cache)
+                         if self.batch_independent else None)
         # The torch engine's fingerprint is the one payloads made before the kernels had.
         engine_mark = "" if self.engine == "torch" else f"engine={self.engine}"
         self._fingerprint = hashlib.sha256(
             (json.dumps(self.config, sort_keys=True) + state_dict_sha256(self._arrays)
              + engine_mark).encode()
         ).hexdigest()
+
+    @property
+    def tensors(self) -> ModelTensors:
+        """Its config and parameters, from which another engine of this model is made."""
+        return ModelTensors(self.model_config, self._arrays)
 
     @property
     def model(self) -> TransformerModel:
@@ -219,7 +230,7 @@ class TransformerPredictor(Predictor):
 
     @property
     def batch_independent(self) -> bool:
-        return self.engine == "kernels"
+        return self.engine in KERNEL_ENGINES
 
     @property
     def kernel_weights(self) -> KernelWeights | None:
@@ -253,12 +264,12 @@ class TransformerPredictor(Predictor):
             return torch.softmax(logits.double(), dim=-1).cpu().numpy()
 
     def start(self, batch_size: int) -> tuple[KVCache | KernelState, np.ndarray]:
-        config = self.model_config  # float32 keys and values, per layer and position
-        check_model_memory(2 * 4 * batch_size * config.num_layers * config.context_length
-                           * config.embedding_dim, f"the transformer's key/value cache for a "
-                           f"batch of {batch_size}")
-        if self.engine == "kernels":
-            state = KernelState(allocate_cache(self._kernel_weights, batch_size))
+        config = self.model_config  # keys and values, per layer and position
+        check_model_memory((4 + (2 if self._half_cache else 4)) * batch_size
+                           * config.num_layers * config.context_length * config.embedding_dim,
+                           f"the transformer's key/value cache for a batch of {batch_size}")
+        if self.batch_independent:
+            state = KernelState(self.allocate_cache(batch_size))
         else:
             from predictors.transformer_model import KVCache
 
@@ -292,12 +303,16 @@ class TransformerPredictor(Predictor):
         return probabilities
 
     def sequence_distributions(self, sequence: bytes) -> np.ndarray:
-        if self.engine != "kernels":
+        if not self.batch_independent:
             return super().sequence_distributions(sequence)
         self._check_room(len(sequence) - 1)
         inputs = np.full(len(sequence), BEGIN_TOKEN, dtype=np.int64)  # then bytes 0 … n−2
         inputs[1:] = np.frombuffer(sequence[:-1], dtype=np.uint8)
-        return self._extend(allocate_cache(self._kernel_weights, 1), 0, inputs, 0)
+        return self._extend(self.allocate_cache(1), 0, inputs, 0)
+
+    def allocate_cache(self, batch_size: int) -> KernelCache:
+        """An empty cache of the kernels engine's kind for `batch_size` sequences."""
+        return allocate_cache(self._kernel_weights, batch_size, self._half_cache)
 
 
 # --- checkpoints ------------------------------------------------------------------------

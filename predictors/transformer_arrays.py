@@ -23,12 +23,15 @@ LANES = 16
 BLOCK = 4 * LANES
 #: Attention rows that share a pass over the keys (a divisor of BLOCK).
 QUERY_BLOCK = 4
+#: Bytes of one cache line.
+CACHE_LINE = 64
 
 
-def aligned_zeros(size: int) -> np.ndarray:
-    """A zeroed float32 array of `size` that starts on a cache line."""
-    buffer = np.zeros(size + LANES, np.float32)
-    start = (-(buffer.ctypes.data // 4)) % LANES
+def aligned_zeros(size: int, dtype: type = np.float32) -> np.ndarray:
+    """A zeroed array of `size` elements of `dtype` that starts on a cache line."""
+    per_line = CACHE_LINE // np.dtype(dtype).itemsize
+    buffer = np.zeros(size + per_line, dtype)
+    start = (-(buffer.ctypes.data // buffer.itemsize)) % per_line
     return buffer[start:start + size]
 
 
@@ -124,6 +127,9 @@ class KernelScratch(NamedTuple):
     projected: np.ndarray    # (rows, dim)
     hidden: np.ndarray       # (rows, hidden)
     logits: np.ndarray       # (rows, 256)
+    #: (head_dim, capacity + LANES): one head's values widened to float32, for calls of at
+    #: least QUERY_BLOCK rows attended QUERY_BLOCK at a time (else of no positions)
+    widened: np.ndarray
 
 
 def allocate_scratch(weights: KernelWeights, rows: int, queries: int = QUERY_BLOCK,
@@ -140,16 +146,21 @@ def allocate_scratch(weights: KernelWeights, rows: int, queries: int = QUERY_BLO
         folds.reshape((queries, head_dim + 1, fold_stride)),
         np.zeros((queries, head_dim + 1), np.float32), aligned_zeros(256),
         _zeros(rows, dim), _zeros(rows, 3 * dim), _zeros(rows, dim), _zeros(rows, dim),
-        _zeros(rows, hidden), _zeros(rows, 256))
+        _zeros(rows, hidden), _zeros(rows, 256),
+        aligned_zeros(head_dim * (capacity + LANES) if rows >= queries == QUERY_BLOCK else 0
+                      ).reshape((head_dim, -1)))
 
 
 class KernelCache(NamedTuple):
     """What a batch of sequences keeps between steps. Keys and values, stored transposed
     (batch, layers, heads, head_dim, capacity + LANES) so that one head's attention reads
-    contiguous rows, and zero past what was written; `value_floors` (batch, layers, heads)
-    is the smallest |value| each head has stored. (Rows 4 KiB apart would make the CPU take
-    loads from one row for stores to another: it compares addresses by their low 12 bits
-    first.) `scratch`: the steps' work arrays, allocated once."""
+    contiguous rows, and zero past what was written: float32, the values IEEE half floats
+    (as their uint16 bits) for the half-float kernels, which read a quarter less per step
+    (half-float keys would cost the held-out rate 0.01 points, values nothing);
+    `value_floors` (batch, layers, heads) is the smallest |value| each head has stored.
+    (Rows 4 KiB apart would make the CPU take loads from one row for stores to another: it
+    compares addresses by their low 12 bits first.) `scratch`: the steps' work arrays,
+    allocated once."""
 
     keys: np.ndarray
     values: np.ndarray
@@ -157,12 +168,14 @@ class KernelCache(NamedTuple):
     scratch: KernelScratch
 
 
-def allocate_cache(weights: KernelWeights, batch_size: int) -> KernelCache:
-    """An empty cache for `batch_size` sequences."""
+def allocate_cache(weights: KernelWeights, batch_size: int, half: bool = False
+                   ) -> KernelCache:
+    """An empty cache for `batch_size` sequences (`half`: of half-float values)."""
     layers, dim = weights.qkv.shape[0], weights.qkv.shape[1]
     head_dim = dim // weights.num_heads
     shape = (batch_size, layers, weights.num_heads, head_dim, _capacity(weights) + LANES)
     size = math.prod(shape)
-    return KernelCache(aligned_zeros(size).reshape(shape), aligned_zeros(size).reshape(shape),
+    return KernelCache(aligned_zeros(size).reshape(shape),
+                       aligned_zeros(size, np.uint16 if half else np.float32).reshape(shape),
                        np.zeros(shape[:3], np.float32),
                        allocate_scratch(weights, batch_size, queries=1))

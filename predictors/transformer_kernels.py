@@ -8,22 +8,35 @@ must feed one byte at a time. With PyTorch the two computations round differentl
 and the attention kernel pick other blockings for one row than for 2048), so the torch
 engine steps on both sides, the slow way (`TransformerModel.forward_step`). Here every output
 element is a fixed sequence of IEEE float32 operations written out below: no BLAS, no
-fast-math flags (so the compiler may not reassociate sums or fuse a multiply and an add),
-and our own `exp`. Vectors (`predictors.float32x16`) run across independent outputs, never
-within one output's sum. So `extend_sequence` (the encoder: a whole chunk in one call) and
-`step_batch` (the decoder: one byte per sequence per call) agree exactly, for any batch,
-and on any CPU that numba compiles for, since sqrt and division are correctly rounded
-everywhere.
+fast-math flags (so the compiler may not reassociate sums, and fuses a multiply and an add
+only where `fma` says so), and our own `exp`. Vectors (`predictors.float32x16`) run across
+independent outputs, never within one output's sum. So `extend_sequence` (the encoder: a
+whole chunk in one call) and `step_batch` (the decoder: one byte per sequence per call)
+agree exactly, for any batch, and on any CPU that numba compiles for, since sqrt,
+division, fused multiply-adds and conversions to and from half floats are correctly
+rounded everywhere.
+
+Two versions of the arithmetic, one code. The first kernels (engine "kernels") keep float32
+keys and values and round every product and every sum; the second ("kernels-f16", the
+default) keep the values as IEEE half floats, a quarter less memory for the decoder to
+read per step (half-float keys would cost the held-out rate 0.01 points; values cost
+nothing measurable), and fuse each multiply and add into one rounding. The cache's value
+type chooses: `holds_half_floats(cache.values)` is a constant numba compiles each kernel
+for (`fused` below), so neither version pays for the other's branches.
 
 The orders of operations (each output's; what payloads depend on):
 - a product x @ W sums over x's entries in order, ((x0·w0 + x1·w1) + x2·w2) + …, each
-  product and sum rounded (`_matmul`; it computes a tile of 4 rows × 64 columns per pass
-  over W, which changes no output's order);
+  product and sum rounded (first version) or each step a fused multiply-add from the
+  first product (second), in tiles that change no output's order (`_matmul`: 4 rows × 64
+  columns on CPUs with 32 vector registers, 2 × 32 on those with 16);
+- an attention score sums over the head's dimensions in the same way (`_row_scores`);
 - attention over `count` keys pads them with zeros to a multiple of `BLOCK`; a sum over
-  the padded keys adds the four quarters of the row key by key, then folds the upper part
+  the padded keys adds the four quarters of the row key by key (second version: weight ·
+  value of the quarters as a chain of fused multiply-adds), then folds the upper part
   onto the lower until one vector of 16 remains, then sums that as a tree of halves
   (`_attend`);
-- exp(x) is 2^⌊t⌋ · p(t − ⌊t⌋) for t = x·log2(e) held at ≥ −125, p a fixed polynomial.
+- exp(x) is 2^⌊t⌋ · p(t − ⌊t⌋) for t = x·log2(e) held at ≥ −125, p a fixed polynomial
+  (Horner's rule, fused in the second version's attention weights).
 
 Subnormal products. In sharp heads most attention weights are held at 2^-125, and a weight
 times a value is then subnormal: exact, but a CPU takes a microcode assist of ~150 cycles
@@ -34,7 +47,8 @@ by the scaled total is unchanged. Only a product that is subnormal at true scale
 differently (to the subnormal grid); rows where one can occur round those products to
 that grid with a fused multiply-add (`_grid_product`), the one rounding the true product
 had. The key/value cache keeps, per head, the smallest |value| so far, which tells the
-blocks of keys that cannot have one (their weights times it are normal).
+blocks of keys that cannot have one (their weights times it are normal). (The second
+version is defined at the scale, so it needs none of this.)
 
 The parameters come from a checkpoint's tensors, and the cache and work arrays are
 allocated beside them (`transformer_arrays`, without numba); the model itself stays the
@@ -57,17 +71,23 @@ from predictors.float32x16 import (
     floor,
     fma,
     folded_sum,
+    holds_half_floats,
+    host_has_wide_registers,
     largest_lane,
     load,
     power_of_two,
     select_less,
     splat,
     store,
+    stored_value,
 )
 from predictors.transformer_arrays import BLOCK, LANES, QUERY_BLOCK
 
 #: Columns of one `_matmul` tile.
 TILE = 4 * LANES
+#: Whether the CPU has 32 vector registers of 512 bits (AVX-512), which hold a 4 × 64 tile
+#: of sums; with 16 (AVX2) the kernels work in smaller tiles. Only the speed depends on it.
+WIDE_REGISTERS = host_has_wide_registers()
 #: 0, 1, …, 15: which key of a 16-key vector a lane holds.
 LANE_INDICES = np.arange(LANES, dtype=np.float32)
 LOG2_E = np.float32(1.4426950408889634)
@@ -98,15 +118,21 @@ _kernel = numba.njit(cache=True, boundscheck=False, nogil=True, error_model="num
 
 
 @_kernel
-def _exp(x, shift, bias):
+def _exp(x, shift, bias, fused=False):
     """2^(bias − 127) · exp(x − shift) for x ≤ shift, sixteen lanes: 2^t as 2^⌊t⌋ ·
-    2^(t−⌊t⌋), the power of two from its exponent bits, the fraction from a polynomial.
-    Relative error 2e-7 + 8e-8·|x − shift| (the last term: float32 rounding of t); below
-    −86 the result is held at 2^-125 (times the scale) instead of going subnormal."""
+    2^(t−⌊t⌋), the power of two from its exponent bits, the fraction from a polynomial
+    (Horner's rule, its steps fused multiply-adds where `fused`). Relative error 2e-7 +
+    8e-8·|x − shift| (the last term: float32 rounding of t); below −86 the result is held
+    at 2^-125 (times the scale) instead of going subnormal."""
     t = max((x - shift) * LOG2_E, SMALLEST_EXPONENT)
     whole = floor(t)
     f = t - whole
-    fraction = C0 + f * (C1 + f * (C2 + f * (C3 + f * (C4 + f * (C5 + f * C6)))))
+    if fused:
+        fraction = fma(f, splat(C6), splat(C5))
+        for coefficient in (C4, C3, C2, C1, C0):
+            fraction = fma(f, fraction, splat(coefficient))
+    else:
+        fraction = C0 + f * (C1 + f * (C2 + f * (C3 + f * (C4 + f * (C5 + f * C6)))))
     return fraction * power_of_two(whole, bias)
 
 
@@ -185,7 +211,7 @@ def _store_row(out, offset, v0, v1, v2, v3):
 
 
 @_kernel
-def _tile(x, matrix, out, row, column):
+def _tile(x, matrix, out, row, column, fused):
     """out[row:row+4, column:column+64] = x[row:row+4] @ matrix[:, column:column+64]."""
     depth, columns = matrix.shape
     a = x[row, 0]
@@ -207,13 +233,17 @@ def _tile(x, matrix, out, row, column):
         w2 = load(matrix, offset + 2 * LANES)
         w3 = load(matrix, offset + 3 * LANES)
         a = x[row, k]
-        a0, a1, a2, a3 = a0 + a * w0, a1 + a * w1, a2 + a * w2, a3 + a * w3
+        a0, a1 = _add_product(a0, a, w0, fused), _add_product(a1, a, w1, fused)
+        a2, a3 = _add_product(a2, a, w2, fused), _add_product(a3, a, w3, fused)
         b = x[row + 1, k]
-        b0, b1, b2, b3 = b0 + b * w0, b1 + b * w1, b2 + b * w2, b3 + b * w3
+        b0, b1 = _add_product(b0, b, w0, fused), _add_product(b1, b, w1, fused)
+        b2, b3 = _add_product(b2, b, w2, fused), _add_product(b3, b, w3, fused)
         c = x[row + 2, k]
-        c0, c1, c2, c3 = c0 + c * w0, c1 + c * w1, c2 + c * w2, c3 + c * w3
+        c0, c1 = _add_product(c0, c, w0, fused), _add_product(c1, c, w1, fused)
+        c2, c3 = _add_product(c2, c, w2, fused), _add_product(c3, c, w3, fused)
         d = x[row + 3, k]
-        d0, d1, d2, d3 = d0 + d * w0, d1 + d * w1, d2 + d * w2, d3 + d * w3
+        d0, d1 = _add_product(d0, d, w0, fused), _add_product(d1, d, w1, fused)
+        d2, d3 = _add_product(d2, d, w2, fused), _add_product(d3, d, w3, fused)
     offset = row * columns + column
     _store_row(out, offset, a0, a1, a2, a3)
     _store_row(out, offset + columns, b0, b1, b2, b3)
@@ -222,7 +252,7 @@ def _tile(x, matrix, out, row, column):
 
 
 @_kernel
-def _row_tile(x, matrix, out, row, column):
+def _row_tile(x, matrix, out, row, column, fused):
     """out[row, column:column+64] = x[row] @ matrix[:, column:column+64]."""
     depth, columns = matrix.shape
     a = x[row, 0]
@@ -233,31 +263,62 @@ def _row_tile(x, matrix, out, row, column):
     for k in range(1, depth):
         offset = k * columns + column
         a = x[row, k]
-        a0 = a0 + a * load(matrix, offset)
-        a1 = a1 + a * load(matrix, offset + LANES)
-        a2 = a2 + a * load(matrix, offset + 2 * LANES)
-        a3 = a3 + a * load(matrix, offset + 3 * LANES)
+        a0 = _add_product(a0, a, load(matrix, offset), fused)
+        a1 = _add_product(a1, a, load(matrix, offset + LANES), fused)
+        a2 = _add_product(a2, a, load(matrix, offset + 2 * LANES), fused)
+        a3 = _add_product(a3, a, load(matrix, offset + 3 * LANES), fused)
     _store_row(out, row * columns + column, a0, a1, a2, a3)
 
 
 @_kernel
-def _matmul(x, matrix, out):
+def _pair_tile(x, matrix, out, row, column, fused):
+    """out[row:row+2, column:column+32] = x[row:row+2] @ matrix[:, column:column+32]: the
+    tile for CPUs with 16 vector registers (a 4 × 64 tile's sixteen sums would not fit)."""
+    depth, columns = matrix.shape
+    a, b = x[row, 0], x[row + 1, 0]
+    w0, w1 = load(matrix, column), load(matrix, column + LANES)
+    a0, a1, b0, b1 = a * w0, a * w1, b * w0, b * w1
+    for k in range(1, depth):
+        offset = k * columns + column
+        w0, w1 = load(matrix, offset), load(matrix, offset + LANES)
+        a, b = x[row, k], x[row + 1, k]
+        a0, a1 = _add_product(a0, a, w0, fused), _add_product(a1, a, w1, fused)
+        b0, b1 = _add_product(b0, b, w0, fused), _add_product(b1, b, w1, fused)
+    offset = row * columns + column
+    store(out, offset, a0)
+    store(out, offset + LANES, a1)
+    store(out, offset + columns, b0)
+    store(out, offset + columns + LANES, b1)
+
+
+@_kernel
+def _matmul(x, matrix, out, fused=False):
     """out = x @ matrix, every output summed over k in order from its first product,
-    ((x[r,0]·m[0,j] + x[r,1]·m[1,j]) + x[r,2]·m[2,j]) + …, in tiles of 4 rows × 64 columns;
-    the columns past the last whole tile one at a time, in the same order."""
+    ((x[r,0]·m[0,j] + x[r,1]·m[1,j]) + x[r,2]·m[2,j]) + …, each step rounded once where
+    `fused`, else twice; in tiles of 4 rows × 64 columns (2 × 32 where the CPU has 16
+    vector registers), the columns past the last whole tile one at a time, in the same
+    order."""
     rows, depth = x.shape
     columns = matrix.shape[1]
     tiled_rows, tiled_columns = rows - rows % 4, columns - columns % TILE
     for column in range(0, tiled_columns, TILE):
-        for row in range(0, tiled_rows, 4):
-            _tile(x, matrix, out, row, column)
+        if WIDE_REGISTERS:
+            for row in range(0, tiled_rows, 4):
+                _tile(x, matrix, out, row, column, fused)
+        else:
+            for row in range(0, tiled_rows, 2):
+                _pair_tile(x, matrix, out, row, column, fused)
+                _pair_tile(x, matrix, out, row, column + 2 * LANES, fused)
         for row in range(tiled_rows, rows):
-            _row_tile(x, matrix, out, row, column)
+            _row_tile(x, matrix, out, row, column, fused)
     for row in range(rows):
         for j in range(tiled_columns, columns):
             total = x[row, 0] * matrix[0, j]
             for k in range(1, depth):
-                total = total + x[row, k] * matrix[k, j]
+                if fused:
+                    total = fma(x[row, k], matrix[k, j], total)
+                else:
+                    total = total + x[row, k] * matrix[k, j]
             out[row, j] = total
 
 
@@ -307,15 +368,15 @@ def _fold_rows(folds, rows, units, sums):
 
 
 @_kernel
-def _block_weights(scores, r, j, count, largest, quarter):
+def _block_weights(scores, r, j, count, largest, quarter, fused):
     """The (scaled) weights of keys j, j + quarter, j + 2·quarter, j + 3·quarter … + 16 of
     row r, zero from key `count` on (the keys past the row, read as a fresh cache's zeros)."""
     row = r * scores.shape[1] + j
     bias = EXPONENT_BIAS + WEIGHT_SCALE
-    e0 = _exp(load(scores, row), largest, bias)
-    e1 = _exp(load(scores, row + quarter), largest, bias)
-    e2 = _exp(load(scores, row + 2 * quarter), largest, bias)
-    e3 = _exp(load(scores, row + 3 * quarter), largest, bias)
+    e0 = _exp(load(scores, row), largest, bias, fused)
+    e1 = _exp(load(scores, row + quarter), largest, bias, fused)
+    e2 = _exp(load(scores, row + 2 * quarter), largest, bias, fused)
+    e3 = _exp(load(scores, row + 3 * quarter), largest, bias, fused)
     if j + 3 * quarter + LANES > count:
         zero, lanes = splat(np.float32(0.0)), load(LANE_INDICES, 0)
         limit = splat(np.float32(count - j))
@@ -327,16 +388,16 @@ def _block_weights(scores, r, j, count, largest, quarter):
 
 
 @_kernel
-def _score(qkv, row, low, keys, j):
-    """One score, q · keys[:, j], in the order the vectors above compute it."""
-    score = qkv[row, low] * keys[0, j]
-    for d in range(1, keys.shape[0]):
-        score = score + qkv[row, low + d] * keys[d, j]
-    return score
+def _add_product(total, a, b, fused):
+    """total + a·b, a float32 and b a vector: rounded once (a fused multiply-add) where
+    `fused`, else twice (the product, then the sum)."""
+    if fused:
+        return fma(splat(a), b, total)
+    return total + a * b
 
 
 @_kernel
-def _row_scores(qkv, row, low, keys, block, scores, r):
+def _row_scores(qkv, row, low, keys, block, scores, r, fused):
     """scores[r, block:block+64] = q · keys[:, block:block+64], q = qkv[row, low:low+hd],
     each summed over d in order."""
     head_dim, capacity = keys.shape
@@ -346,13 +407,15 @@ def _row_scores(qkv, row, low, keys, block, scores, r):
     for d in range(1, head_dim):
         q = qkv[row, low + d]
         k = d * capacity + block
-        s0, s1 = s0 + q * load(keys, k), s1 + q * load(keys, k + LANES)
-        s2, s3 = s2 + q * load(keys, k + 2 * LANES), s3 + q * load(keys, k + 3 * LANES)
+        s0 = _add_product(s0, q, load(keys, k), fused)
+        s1 = _add_product(s1, q, load(keys, k + LANES), fused)
+        s2 = _add_product(s2, q, load(keys, k + 2 * LANES), fused)
+        s3 = _add_product(s3, q, load(keys, k + 3 * LANES), fused)
     _store_row(scores, r * scores.shape[1] + block, s0, s1, s2, s3)
 
 
 @_kernel
-def _four_rows_scores(qkv, first, low, keys, block, scores):
+def _four_rows_scores(qkv, first, low, keys, block, scores, fused):
     """`_row_scores` of rows first … first + 3, each vector of keys loaded once for all
     four (the same operations per score)."""
     head_dim, capacity = keys.shape
@@ -371,13 +434,17 @@ def _four_rows_scores(qkv, first, low, keys, block, scores):
         k0, k1 = load(keys, k), load(keys, k + LANES)
         k2, k3 = load(keys, k + 2 * LANES), load(keys, k + 3 * LANES)
         q = qkv[first, low + d]
-        a0, a1, a2, a3 = a0 + q * k0, a1 + q * k1, a2 + q * k2, a3 + q * k3
+        a0, a1 = _add_product(a0, q, k0, fused), _add_product(a1, q, k1, fused)
+        a2, a3 = _add_product(a2, q, k2, fused), _add_product(a3, q, k3, fused)
         q = qkv[first + 1, low + d]
-        b0, b1, b2, b3 = b0 + q * k0, b1 + q * k1, b2 + q * k2, b3 + q * k3
+        b0, b1 = _add_product(b0, q, k0, fused), _add_product(b1, q, k1, fused)
+        b2, b3 = _add_product(b2, q, k2, fused), _add_product(b3, q, k3, fused)
         q = qkv[first + 2, low + d]
-        c0, c1, c2, c3 = c0 + q * k0, c1 + q * k1, c2 + q * k2, c3 + q * k3
+        c0, c1 = _add_product(c0, q, k0, fused), _add_product(c1, q, k1, fused)
+        c2, c3 = _add_product(c2, q, k2, fused), _add_product(c3, q, k3, fused)
         q = qkv[first + 3, low + d]
-        d0, d1, d2, d3 = d0 + q * k0, d1 + q * k1, d2 + q * k2, d3 + q * k3
+        d0, d1 = _add_product(d0, q, k0, fused), _add_product(d1, q, k1, fused)
+        d2, d3 = _add_product(d2, q, k2, fused), _add_product(d3, q, k3, fused)
     stride = scores.shape[1]
     _store_row(scores, block, a0, a1, a2, a3)
     _store_row(scores, stride + block, b0, b1, b2, b3)
@@ -386,8 +453,29 @@ def _four_rows_scores(qkv, first, low, keys, block, scores):
 
 
 @_kernel
+def _pair_scores(qkv, first, low, keys, block, scores, fused):
+    """`_row_scores` of rows first and first + 1 over keys block … block + 31, each vector
+    of keys loaded once for both: `_four_rows_scores` for CPUs with 16 vector registers."""
+    head_dim, capacity = keys.shape
+    k0, k1 = load(keys, block), load(keys, block + LANES)
+    q, p = qkv[first, low], qkv[first + 1, low]
+    a0, a1, b0, b1 = q * k0, q * k1, p * k0, p * k1
+    for d in range(1, head_dim):
+        k = d * capacity + block
+        k0, k1 = load(keys, k), load(keys, k + LANES)
+        q, p = qkv[first, low + d], qkv[first + 1, low + d]
+        a0, a1 = _add_product(a0, q, k0, fused), _add_product(a1, q, k1, fused)
+        b0, b1 = _add_product(b0, p, k0, fused), _add_product(b1, p, k1, fused)
+    stride = scores.shape[1]
+    store(scores, block, a0)
+    store(scores, block + LANES, a1)
+    store(scores, stride + block, b0)
+    store(scores, stride + block + LANES, b1)
+
+
+@_kernel
 def _attend(qkv, first, queries, low, keys, values, first_count, value_floor, scratch,
-            attended):
+            attended, fused):
     """attended[first + r, low:low+hd] = softmax(q · keys[:, :count]) @ values[:, :count]ᵀ
     for one head, q = qkv[first + r, low:low+hd] and count = first_count + r, for each of
     `queries` rows whose counts round up to the same multiple of BLOCK. keys and values are
@@ -403,13 +491,18 @@ def _attend(qkv, first, queries, low, keys, values, first_count, value_floor, sc
     # The scores, a block of keys at a time for every row, and each row's largest over its
     # keys before its count (lane by lane, in `largest`).
     for r in range(queries):
-        store(largest, r * LANES, splat(_score(qkv, first + r, low, keys, 0)))
+        store(largest, r * LANES, splat(np.float32(-np.inf)))
     for block in range(0, padded, BLOCK):
-        if queries == 4:  # the encoder's blocks: four rows' scores from one load of the keys
-            _four_rows_scores(qkv, first, low, keys, block, scores)
+        if queries == 4 and WIDE_REGISTERS:  # four rows' scores from one load of the keys
+            _four_rows_scores(qkv, first, low, keys, block, scores, fused)
+        elif queries == 4:  # two rows at a time from one load
+            for pair in range(0, 4, 2):
+                for half_block in range(0, BLOCK, 2 * LANES):
+                    _pair_scores(qkv, first + pair, low, keys, block + half_block,
+                                 scores[pair:], fused)
         else:
             for r in range(queries):
-                _row_scores(qkv, first + r, low, keys, block, scores, r)
+                _row_scores(qkv, first + r, low, keys, block, scores, r, fused)
         for r in range(queries):
             row = r * scores_stride + block
             s0, s1 = load(scores, row), load(scores, row + LANES)
@@ -445,9 +538,10 @@ def _attend(qkv, first, queries, low, keys, values, first_count, value_floor, sc
         # Every row's weights first: independent exps that the CPU overlaps.
         for r in range(queries):
             e0, e1, e2, e3 = _block_weights(scores, r, i, first_count + r, largest[r],
-                                            quarter)
-            least = min(min(e0, e1), min(e2, e3))
-            exact_rows[r] = not any_less(least * floor_value, safe)
+                                            quarter, fused)
+            if not fused:
+                least = min(min(e0, e1), min(e2, e3))
+                exact_rows[r] = not any_less(least * floor_value, safe)
             total = (e0 + e1) + (e2 + e3)
             out = r * (head_dim + 1) * fold_stride
             if lower < 0:
@@ -459,25 +553,34 @@ def _attend(qkv, first, queries, low, keys, values, first_count, value_floor, sc
             store(weights, w + LANES, e1)
             store(weights, w + 2 * LANES, e2)
             store(weights, w + 3 * LANES, e3)
-        for r in range(queries):
-            w = 4 * LANES * r
-            e0, e1 = load(weights, w), load(weights, w + LANES)
-            e2, e3 = load(weights, w + 2 * LANES), load(weights, w + 3 * LANES)
-            exact = exact_rows[r]
-            plain = exact and not masked
-            out = r * (head_dim + 1) * fold_stride + (i if lower < 0 else lower)
-            for d in range(head_dim):
-                v = d * capacity + i
-                v0, v1 = load(values, v), load(values, v + quarter)
-                v2, v3 = load(values, v + 2 * quarter), load(values, v + 3 * quarter)
-                if plain:
+        # Then value component by component, each vector of values loaded once for all
+        # the rows (the same operations per output).
+        for d in range(head_dim):
+            v = d * capacity + i
+            v0, v1 = load(values, v), load(values, v + quarter)
+            v2, v3 = load(values, v + 2 * quarter), load(values, v + 3 * quarter)
+            for r in range(queries):
+                w = 4 * LANES * r
+                e0, e1 = load(weights, w), load(weights, w + LANES)
+                e2, e3 = load(weights, w + 2 * LANES), load(weights, w + 3 * LANES)
+                if fused:
+                    if masked:  # the keys past the row: +0 for any value the cache holds
+                        zero = splat(np.float32(0.0))
+                        u0, u1 = select_less(zero, e0, v0, zero), select_less(zero, e1, v1, zero)
+                        u2, u3 = select_less(zero, e2, v2, zero), select_less(zero, e3, v3, zero)
+                        folded = fma(e3, u3, fma(e2, u2, fma(e1, u1, e0 * u0)))
+                    else:
+                        folded = fma(e3, v3, fma(e2, v2, fma(e1, v1, e0 * v0)))
+                elif exact_rows[r] and not masked:
                     folded = (e0 * v0 + e1 * v1) + (e2 * v2 + e3 * v3)
                 else:
+                    exact = exact_rows[r]
                     folded = ((_weighted(e0, v0, exact, masked)
                                + _weighted(e1, v1, exact, masked))
                               + (_weighted(e2, v2, exact, masked)
                                  + _weighted(e3, v3, exact, masked)))
-                at = out + (d + 1) * fold_stride
+                at = r * (head_dim + 1) * fold_stride + (d + 1) * fold_stride + (
+                    i if lower < 0 else lower)
                 store(folds, at, folded if lower < 0 else load(folds, at) + folded)
     _fold_rows(folds, queries * (head_dim + 1), half, sums)
     for r in range(queries):
@@ -494,9 +597,10 @@ def _store_key_value(qkv, cache, sequence, layer, head, position):
     low = head * head_dim
     floor_value = cache.value_floors[sequence, layer, head] if position > 0 else np.inf
     for d in range(head_dim):
-        cache.keys[sequence, layer, head, d, position] = qkv[dim + low + d]
+        cache.keys[sequence, layer, head, d, position] = stored_value(cache.keys,
+                                                                      qkv[dim + low + d])
         value = qkv[2 * dim + low + d]
-        cache.values[sequence, layer, head, d, position] = value
+        cache.values[sequence, layer, head, d, position] = stored_value(cache.values, value)
         floor_value = min(floor_value, abs(value))
     cache.value_floors[sequence, layer, head] = floor_value
 
@@ -512,9 +616,9 @@ def _embed(weights, tokens, positions, h):
 
 
 @_kernel
-def _project_qkv(weights, layer, h, qkv):
+def _project_qkv(weights, layer, h, qkv, fused):
     """qkv = h @ W_qkv, the queries scaled by 1/√head_dim."""
-    _matmul(h, weights.qkv[layer], qkv)
+    _matmul(h, weights.qkv[layer], qkv, fused)
     dim = h.shape[1]
     for r in range(h.shape[0]):
         for c in range(dim):
@@ -522,22 +626,22 @@ def _project_qkv(weights, layer, h, qkv):
 
 
 @_kernel
-def _finish_layer(weights, layer, h, scratch):
+def _finish_layer(weights, layer, h, scratch, fused):
     """h ← LN(h + attended @ W_out), then h ← LN(h + FFN(h)): the rest of a layer."""
     projected, hidden = scratch.projected, scratch.hidden
-    _matmul(scratch.attended, weights.attention_out[layer], projected)
+    _matmul(scratch.attended, weights.attention_out[layer], projected, fused)
     _add_layer_norm(h, projected, weights.norm1_scale[layer], weights.norm1_shift[layer])
-    _matmul(h, weights.ff_in[layer], hidden)
+    _matmul(h, weights.ff_in[layer], hidden, fused)
     _add_bias_gelu(hidden, weights.ff_in_bias[layer])
-    _matmul(hidden, weights.ff_out[layer], projected)
+    _matmul(hidden, weights.ff_out[layer], projected, fused)
     _add_bias(projected, weights.ff_out_bias[layer])
     _add_layer_norm(h, projected, weights.norm2_scale[layer], weights.norm2_shift[layer])
 
 
 @_kernel
-def _predict(head, head_bias, h, logits, exps, out):
+def _predict(head, head_bias, h, logits, exps, out, fused=False):
     """out[r] (float64, 256) = softmax(h[r] @ head + head_bias), the sum taken in float64."""
-    _matmul(h, head, logits)
+    _matmul(h, head, logits, fused)
     _add_bias(logits, head_bias)
     for r in range(h.shape[0]):
         row = logits[r]
@@ -559,18 +663,19 @@ def step_batch(weights, cache, tokens, position, out):
     batch, dim = tokens.shape[0], weights.qkv.shape[1]
     scratch = cache.scratch
     head_dim = dim // weights.num_heads
+    fused = holds_half_floats(cache.values)
     h = scratch.states
     _embed(weights, tokens, np.full(batch, position), h)
     for layer in range(weights.qkv.shape[0]):
-        _project_qkv(weights, layer, h, scratch.qkv)
+        _project_qkv(weights, layer, h, scratch.qkv, fused)
         for b in range(batch):
             for head in range(weights.num_heads):
                 _store_key_value(scratch.qkv[b], cache, b, layer, head, position)
                 _attend(scratch.qkv, b, 1, head * head_dim, cache.keys[b, layer, head],
                         cache.values[b, layer, head], position + 1,
-                        cache.value_floors[b, layer, head], scratch, scratch.attended)
-        _finish_layer(weights, layer, h, scratch)
-    _predict(weights.head, weights.head_bias, h, scratch.logits, scratch.exps, out)
+                        cache.value_floors[b, layer, head], scratch, scratch.attended, fused)
+        _finish_layer(weights, layer, h, scratch, fused)
+    _predict(weights.head, weights.head_bias, h, scratch.logits, scratch.exps, out, fused)
 
 
 @_kernel
@@ -587,24 +692,52 @@ def extend_sequence_hidden(weights, cache, sequence, inputs, start, scratch):
     length, dim = inputs.shape[0], weights.qkv.shape[1]
     layers, num_heads = weights.qkv.shape[0], weights.num_heads
     head_dim = dim // num_heads
+    fused = holds_half_floats(cache.values)
+    # Half-float values are widened once per head for all the rows (exactly, so the rows'
+    # bits are those of reading the cache itself), where the rows are enough to repay it.
+    widen = bool(fused) and scratch.widened.shape[1] > 0
+    widened_end = min((start + length + BLOCK - 1) // BLOCK * BLOCK, scratch.widened.shape[1])
     h = scratch.states
     _embed(weights, inputs, np.arange(start, start + length), h)
     for layer in range(layers):
-        _project_qkv(weights, layer, h, scratch.qkv)
+        _project_qkv(weights, layer, h, scratch.qkv, fused)
         for head in range(num_heads):
-            keys = cache.keys[sequence, layer, head]
-            values = cache.values[sequence, layer, head]
             for row in range(length):
                 _store_key_value(scratch.qkv[row], cache, sequence, layer, head, start + row)
-            first = 0
-            while first < length:
-                count = start + first + 1
-                block_end = (count + BLOCK - 1) // BLOCK * BLOCK
-                queries = min(QUERY_BLOCK, length - first, block_end - count + 1)
-                _attend(scratch.qkv, first, queries, head * head_dim, keys, values, count,
-                        cache.value_floors[sequence, layer, head], scratch, scratch.attended)
-                first += queries
-        _finish_layer(weights, layer, h, scratch)
+            keys = cache.keys[sequence, layer, head]
+            values = cache.values[sequence, layer, head]
+            floor_value = cache.value_floors[sequence, layer, head]
+            if widen:
+                _widen(values, scratch.widened, widened_end)
+                _attend_rows(scratch, length, start, head * head_dim, keys, scratch.widened,
+                             floor_value, fused)
+            else:
+                _attend_rows(scratch, length, start, head * head_dim, keys, values,
+                             floor_value, fused)
+        _finish_layer(weights, layer, h, scratch, fused)
+
+
+@_kernel
+def _widen(half_floats, out, end):
+    """out[:, :end] = half_floats[:, :end] as float32 (end: a multiple of LANES)."""
+    rows, stride = half_floats.shape
+    for d in range(rows):
+        for j in range(0, end, LANES):
+            store(out, d * stride + j, load(half_floats, d * stride + j))
+
+
+@_kernel
+def _attend_rows(scratch, length, start, low, keys, values, value_floor, fused):
+    """`_attend` of rows 0 … length − 1 at positions start … for one head, up to
+    QUERY_BLOCK rows at a time (rows whose counts share a BLOCK)."""
+    first = 0
+    while first < length:
+        count = start + first + 1
+        block_end = (count + BLOCK - 1) // BLOCK * BLOCK
+        queries = min(QUERY_BLOCK, length - first, block_end - count + 1)
+        _attend(scratch.qkv, first, queries, low, keys, values, count, value_floor, scratch,
+                scratch.attended, fused)
+        first += queries
 
 
 @_kernel
@@ -613,7 +746,7 @@ def extend_sequence(weights, cache, sequence, inputs, start, scratch, out):
     what `step_batch` gives stepping them one by one."""
     extend_sequence_hidden(weights, cache, sequence, inputs, start, scratch)
     _predict(weights.head, weights.head_bias, scratch.states, scratch.logits, scratch.exps,
-             out)
+             out, holds_half_floats(cache.values))
 
 
 # --- an output layer that learns online ----------------------------------------------------

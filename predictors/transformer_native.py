@@ -62,21 +62,32 @@ class Kernels(NamedTuple):
 
 
 ENTRY_POINTS = Kernels._fields[:-1]
+#: The entry points that take a key/value cache, which the build compiles twice: for a
+#: float32 cache under their own names, for a half-float one with HALF_SUFFIX.
+CACHE_ENTRY_POINTS = ("step_batch", "extend_sequence", "extend_sequence_hidden")
+HALF_SUFFIX = "_f16"
 
-_loaded: dict[str, Kernels] = {}
+_loaded: dict[tuple[str, bool], Kernels] = {}
 
 
-def load_kernels(weights: KernelWeights) -> Kernels:
-    """The kernels for weights of this layout: the ahead-of-time build (made now if there
-    is none yet), or numba's JIT where it cannot be had or GENCOMP_KERNELS=jit asks."""
+def load_kernels(weights: KernelWeights, half_cache: bool = False) -> Kernels:
+    """The kernels for weights of this layout and caches of float32 or (`half_cache`) half
+    floats: the ahead-of-time build (made now if there is none yet), or numba's JIT where
+    it cannot be had or GENCOMP_KERNELS=jit asks."""
     form = "jit" if os.environ.get(KERNELS_ENV) == "jit" else "aot"
-    if form not in _loaded:
+    if (form, half_cache) not in _loaded:
         module = _native_module(_array_ranks(weights)) if form == "aot" else None
         if module is None:
             from predictors import transformer_kernels as module
             form = "jit"
-        _loaded[form] = Kernels(*(getattr(module, name) for name in ENTRY_POINTS), form)
-    return _loaded[form]
+
+        def entry(name: str) -> Callable[..., None]:
+            if form == "aot" and half_cache and name in CACHE_ENTRY_POINTS:
+                name += HALF_SUFFIX
+            return getattr(module, name)
+
+        _loaded[form, half_cache] = Kernels(*map(entry, ENTRY_POINTS), form)
+    return _loaded[form, half_cache]
 
 
 def _array_ranks(weights: KernelWeights) -> list[int]:
@@ -158,20 +169,25 @@ def _signatures(weights: KernelWeights) -> dict[str, object]:
     from numba import types
 
     weights_type = numba.typeof(weights)
-    cache_type = numba.typeof(allocate_cache(weights, 1))
     scratch_type = numba.typeof(allocate_scratch(weights, 1))
     tokens, rows = types.int64[::1], types.float64[:, ::1]
     matrix, vector = types.float32[:, ::1], types.float32[::1]
-    return {
-        "step_batch": types.void(weights_type, cache_type, tokens, types.int64, rows),
-        "extend_sequence": types.void(weights_type, cache_type, types.int64, tokens,
-                                      types.int64, scratch_type, rows),
-        "extend_sequence_hidden": types.void(weights_type, cache_type, types.int64, tokens,
-                                             types.int64, scratch_type),
+    signatures = {
         "online_head": types.void(matrix, vector, matrix, tokens, types.float32, rows),
         "learn_head": types.void(matrix, vector, vector, types.float64[::1], types.int64,
                                  types.float32),
     }
+    for suffix, half in (("", False), (HALF_SUFFIX, True)):
+        cache_type = numba.typeof(allocate_cache(weights, 1, half))
+        signatures |= {
+            "step_batch" + suffix: types.void(weights_type, cache_type, tokens, types.int64,
+                                              rows),
+            "extend_sequence" + suffix: types.void(weights_type, cache_type, types.int64,
+                                                   tokens, types.int64, scratch_type, rows),
+            "extend_sequence_hidden" + suffix: types.void(
+                weights_type, cache_type, types.int64, tokens, types.int64, scratch_type),
+        }
+    return signatures
 
 
 def build(directory: Path, name: str, ranks: list[int]) -> None:
@@ -203,7 +219,8 @@ def build(directory: Path, name: str, ranks: list[int]) -> None:
             module.output_dir = work
             module.target_cpu = "host"
             for entry, signature in _signatures(_example_weights(ranks)).items():
-                module.export(entry, signature)(getattr(transformer_kernels, entry).py_func)
+                kernel = getattr(transformer_kernels, entry.removesuffix(HALF_SUFFIX))
+                module.export(entry, signature)(kernel.py_func)
             module.compile()
             built = next(Path(work).glob(f"{name}*"))
             os.replace(built, directory / built.name)

@@ -124,7 +124,7 @@ def test_a_6_kb_model_container_costs_at_most_28_bytes_of_framing(enwik8_megabyt
     data = enwik8_megabyte[:6144]
     container = pack(get_compressor("cm"), data)
     header, payload = read_header(container)
-    assert header.version == 2 and header.params == {}
+    assert header.version == 3 and header.params == {}
     assert len(container) - len(payload) <= 28
     assert unpack(container) == data
 
@@ -137,12 +137,17 @@ def test_only_parameters_that_decide_the_decoding_are_recorded() -> None:
     assert recorded_params(get_compressor("gzip", level=9)) == {}
     assert recorded_params(get_compressor("gzip", level=1)) == {"level": 1}
     assert recorded_params(get_compressor("lzma2", container="raw")) == {"container": "raw"}
+    # version 3's Transformer engine is kernels-f16; the first kernels are named
+    assert recorded_params(get_compressor("transformer")) == {}
+    assert recorded_params(get_compressor("transformer", engine="kernels")) == {
+        "engine": "kernels"}
 
 
-@pytest.mark.parametrize("name", ["gzip", "cm", "lzma2"])
+@pytest.mark.parametrize("name", ["gzip", "cm", "lzma2", "transformer"])
 def test_version_2_files_written_before_still_decode(name: str) -> None:
     """Committed containers pin the format, and the values it leaves out (a changed
-    default must not change what an existing file means)."""
+    default must not change what an existing file means: version 2's Transformer engine
+    is the first kernels, whatever the default is now)."""
     container = (DATA / f"v2_{name}.gcz").read_bytes()
     assert read_header(container)[0].version == 2
     assert unpack(container) == V2_TEXT

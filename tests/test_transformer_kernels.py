@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numba
@@ -18,8 +19,9 @@ from gencomp.compressor import get_compressor
 from gencomp.container import pack, unpack
 from gencomp.errors import ModelMismatchError, UsageError
 from predictors import transformer_kernels
-from predictors.float32x16 import LANES, load, store
+from predictors.float32x16 import LANES, holds_half_floats, load, store
 from predictors.transformer import (
+    KERNEL_ENGINES,
     ModelTensors,
     TransformerConfig,
     TransformerModel,
@@ -54,24 +56,28 @@ def stepped_distributions(predictor: TransformerPredictor, sequences: list[bytes
     return np.stack(rows)
 
 
+@pytest.mark.parametrize("engine", KERNEL_ENGINES)
 @pytest.mark.parametrize("config", [TINY, ODD], ids=["tiny", "odd"])
-def test_kernels_compute_the_pytorch_models_distributions(config: TransformerConfig) -> None:
+def test_kernels_compute_the_pytorch_models_distributions(config: TransformerConfig,
+                                                           engine: str) -> None:
     model = random_model(config)
-    predictor = TransformerPredictor(model, engine="kernels")
+    predictor = TransformerPredictor(model, engine=engine)
     sequence = np.random.default_rng(3).integers(0, 256, config.context_length,
                                                  dtype=np.uint8).tobytes()
     kernels = predictor.sequence_distributions(sequence)
     reference = torch_distributions(model, sequence)
     assert kernels.shape == reference.shape == (config.context_length, 256)
-    assert np.abs(np.log2(kernels) - np.log2(reference)).max() < 1e-3
+    # half-float values carry 11 significant bits: 2^-12 relative, in every value summed
+    tolerance = {"kernels": 1e-3, "kernels-f16": 4e-3}[engine]
+    assert np.abs(np.log2(kernels) - np.log2(reference)).max() < tolerance
     assert np.allclose(kernels.sum(axis=1), 1.0, atol=1e-12)
 
 
-def test_shipped_model_kernels_agree_with_pytorch_on_text() -> None:
+@pytest.mark.parametrize("engine", KERNEL_ENGINES)
+def test_shipped_model_kernels_agree_with_pytorch_on_text(engine: str) -> None:
     from predictors.transformer import load_pretrained
 
-    predictor = load_pretrained("200k")
-    assert predictor.engine == "kernels"
+    predictor = load_pretrained("200k", engine=engine)
     text = (b"<page>\n    <title>Anarchism</title>\n    <id>12</id>\n    <revision>\n"
             b"      <text xml:space=\"preserve\">'''Anarchism''' is a political philosophy")
     kernels = predictor.sequence_distributions(text)
@@ -83,17 +89,18 @@ def test_shipped_model_kernels_agree_with_pytorch_on_text() -> None:
     assert kernel_bits / len(text) < 3.5
 
 
-PREDICTORS = {config: TransformerPredictor(random_model(config, seed=1), engine="kernels")
-              for config in (TINY, ODD)}
+PREDICTORS = {(config, engine): TransformerPredictor(random_model(config, seed=1),
+                                                     engine=engine)
+              for config in (TINY, ODD) for engine in KERNEL_ENGINES}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_scoring_a_whole_sequence_equals_stepping_it_in_any_batch(data: st.DataObject) -> None:
     """The encoder's one-call scoring and the decoder's steps, in a batch of any size with
     other sequences of any length: identical bits."""
-    config = data.draw(st.sampled_from([TINY, ODD]))
-    predictor = PREDICTORS[config]
+    config, engine = data.draw(st.sampled_from(sorted(PREDICTORS, key=str)))
+    predictor = PREDICTORS[config, engine]
     lengths = data.draw(st.lists(st.integers(1, config.context_length), min_size=1,
                                  max_size=4))
     seed = data.draw(st.integers(0, 2**32 - 1))
@@ -104,14 +111,14 @@ def test_scoring_a_whole_sequence_equals_stepping_it_in_any_batch(data: st.DataO
     assert np.array_equal(whole, stepped_distributions(predictor, sequences, row))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_priming_in_pieces_equals_stepping(data: st.DataObject) -> None:
     """`prime` feeds each sequence's context in one kernel call from wherever its cache
     stands (pieces that start and end anywhere in a 64-key block): the distributions after
     it, and after a step that follows, are the steps' bits."""
-    config = data.draw(st.sampled_from([TINY, ODD]))
-    predictor = PREDICTORS[config]
+    config, engine = data.draw(st.sampled_from(sorted(PREDICTORS, key=str)))
+    predictor = PREDICTORS[config, engine]
     cuts = sorted(data.draw(st.lists(st.integers(1, config.context_length - 2),
                                      min_size=1, max_size=3, unique=True)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
@@ -143,6 +150,92 @@ def test_products_round_every_operation_no_fused_multiply_add() -> None:
         expected = expected + x[:, k:k + 1] * matrix[k:k + 1]
     assert expected.dtype == np.float32
     assert np.array_equal(out, expected)
+
+
+def rounded_to_float32(value: Fraction) -> np.float32:
+    """The float32 nearest `value` (ties to even), from the exact rational."""
+    guess = np.float32(float(value))
+    candidates = [np.nextafter(guess, np.float32(-np.inf)), guess,
+                  np.nextafter(guess, np.float32(np.inf))]
+    return min(candidates, key=lambda c: (abs(Fraction(float(c)) - value),
+                                          int(c.view(np.uint32)) & 1))
+
+
+@numba.njit
+def fused_matmul(x, matrix, out, half_floats):
+    transformer_kernels._matmul(x, matrix, out, holds_half_floats(half_floats))
+
+
+def test_products_of_the_second_kernels_round_once_per_step() -> None:
+    """kernels-f16: each output is fma(x_k, m_k, … fma(x1, m1, x0·m0)): one rounding per
+    step, checked against exact rational arithmetic (and unlike rounding twice), on a
+    4-row tile, single rows and columns past the last tile."""
+    rng = np.random.default_rng(0)
+    rows, depth, columns = 6, 13, 70
+    x = rng.standard_normal((rows, depth)).astype(np.float32)
+    matrix = rng.standard_normal((depth, columns)).astype(np.float32)
+    out = np.zeros((rows, columns), np.float32)
+    fused_matmul(x, matrix, out, np.zeros(1, np.uint16))
+    expected = np.empty_like(out)
+    for r in range(rows):
+        for j in range(columns):
+            total = x[r, 0] * matrix[0, j]
+            for k in range(1, depth):
+                total = rounded_to_float32(Fraction(float(x[r, k])) * Fraction(float(matrix[k, j]))
+                                           + Fraction(float(total)))
+            expected[r, j] = total
+    assert np.array_equal(out, expected)
+    twice = np.zeros_like(out)
+    transformer_kernels._matmul(x, matrix, twice)
+    assert (twice != out).mean() > 0.3
+
+
+@numba.njit
+def products_in_every_tile(x, matrix, outs, cache_values):
+    """x @ matrix by each tile of `_matmul`: 4 × 64, 2 × 32 and single rows."""
+    fused = holds_half_floats(cache_values)
+    for column in range(0, matrix.shape[1], transformer_kernels.TILE):
+        for row in range(0, x.shape[0], 4):
+            transformer_kernels._tile(x, matrix, outs[0], row, column, fused)
+        for row in range(0, x.shape[0], 2):
+            for half in range(0, transformer_kernels.TILE, 2 * LANES):
+                transformer_kernels._pair_tile(x, matrix, outs[1], row, column + half, fused)
+        for row in range(x.shape[0]):
+            transformer_kernels._row_tile(x, matrix, outs[2], row, column, fused)
+
+
+@numba.njit
+def scores_in_every_shape(qkv, keys, outs, cache_values):
+    """Four rows' attention scores by each way `_attend` computes them."""
+    fused = holds_half_floats(cache_values)
+    for block in range(0, keys.shape[1] - LANES, 4 * LANES):
+        transformer_kernels._four_rows_scores(qkv, 0, 8, keys, block, outs[0], fused)
+        for pair in range(0, 4, 2):
+            for half in range(0, 4 * LANES, 2 * LANES):
+                transformer_kernels._pair_scores(qkv, pair, 8, keys, block + half,
+                                                 outs[1][pair:], fused)
+        for r in range(4):
+            transformer_kernels._row_scores(qkv, r, 8, keys, block, outs[2], r, fused)
+
+
+@pytest.mark.parametrize("cache_values", [np.float32, np.uint16], ids=["kernels", "f16"])
+def test_every_tile_shape_gives_the_same_bits(cache_values: type) -> None:
+    """CPUs with 32 vector registers take the 4-row tiles, those with 16 the pairs, and
+    the decoder single rows: a payload coded on one decodes on another only if all give
+    the same bits, in both arithmetics."""
+    rng = np.random.default_rng(4)
+    marker = np.zeros(1, cache_values)
+    x = rng.standard_normal((8, 48)).astype(np.float32)
+    matrix = rng.standard_normal((48, 128)).astype(np.float32)
+    outs = np.zeros((3, 8, 128), np.float32)
+    products_in_every_tile(x, matrix, outs, marker)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+    qkv = rng.standard_normal((4, 24)).astype(np.float32)
+    keys = rng.standard_normal((8, 4 * 64 + LANES)).astype(np.float32)
+    scores = np.zeros((3, 4, keys.shape[1]), np.float32)
+    scores_in_every_shape(qkv, keys, scores, marker)
+    assert np.array_equal(scores[0], scores[1]) and np.array_equal(scores[0], scores[2])
+    assert np.abs(scores[0][:, :256]).min() > 0  # every score was written
 
 
 @numba.njit
@@ -187,36 +280,40 @@ def test_exp_kernel_is_accurate_and_total() -> None:
 
 def test_the_engine_is_part_of_the_fingerprint_and_recorded() -> None:
     model = random_model(TINY)
-    kernels = TransformerPredictor(model, engine="kernels")
-    pytorch = TransformerPredictor(model, engine="torch")
-    assert kernels.fingerprint != pytorch.fingerprint
-    assert TransformerPredictor(model).engine == "kernels"  # auto, on the CPU
-    assert get_compressor("transformer").params["engine"] == "kernels"
+    fingerprints = {engine: TransformerPredictor(model, engine=engine).fingerprint
+                    for engine in (*KERNEL_ENGINES, "torch")}
+    assert len(set(fingerprints.values())) == 3
+    assert TransformerPredictor(model).engine == "kernels-f16"  # auto, on the CPU
+    assert get_compressor("transformer").params["engine"] == "kernels-f16"
     with pytest.raises(UsageError, match="engine"):
         TransformerPredictor(model, engine="fast")
 
 
 def test_payloads_decode_with_the_engine_that_coded_them() -> None:
     data = np.random.default_rng(5).bytes(300) + b"the quick brown fox " * 20
-    for engine in ("torch", "kernels"):
+    for engine in ("torch", *KERNEL_ENGINES):
         compressor = get_compressor("transformer", engine=engine, chunk_size=256,
                                     batch_size=2)
         container = pack(compressor, data)
         assert unpack(container) == data
 
-    # A payload made before the kernels existed records no engine: "auto" finds torch's.
-    old = get_compressor("transformer", engine="torch", chunk_size=256)
-    payload = old.compress(data)
-    restored = get_compressor("transformer", chunk_size=256,
-                              fingerprint=old.predictor.fingerprint)
-    assert restored.predictor.engine == "torch" and restored.decompress(payload) == data
-    with pytest.raises(ModelMismatchError):
-        get_compressor("transformer", engine="kernels", chunk_size=256).decompress(payload)
+    # Given the fingerprint a payload records, "auto" finds the engine that made it: torch
+    # (before the kernels), the first kernels, or today's.
+    for engine in ("torch", *KERNEL_ENGINES):
+        old = get_compressor("transformer", engine=engine, chunk_size=256)
+        payload = old.compress(data)
+        restored = get_compressor("transformer", chunk_size=256,
+                                  fingerprint=old.predictor.fingerprint)
+        assert restored.predictor.engine == engine and restored.decompress(payload) == data
+        for other in {"torch", *KERNEL_ENGINES} - {engine}:
+            with pytest.raises(ModelMismatchError):
+                get_compressor("transformer", engine=other, chunk_size=256).decompress(payload)
 
 
 #: What payloads of the shipped 200K model record: any change here would leave every
 #: payload of that engine undecodable.
 SHIPPED_200K_FINGERPRINTS = {
+    "kernels-f16": "2b8a518e3133fb2cdb90d3e0ece11ebb5a6f8c9afdb2e18ef0d67970180e8aaa",
     "kernels": "78564c50eba9461b2e8b1d4cb315a7043bb63f115d26227b7d89b23323ad1c9c",
     "torch": "192332cf2f0818e47b5772d12737bb77f91bbcda2799482428875bbf48859863",
 }
@@ -229,17 +326,23 @@ def test_fingerprints_do_not_depend_on_how_the_weights_were_loaded() -> None:
     for engine, fingerprint in SHIPPED_200K_FINGERPRINTS.items():
         assert load_pretrained("200k", engine=engine).fingerprint == fingerprint
     model = random_model(ODD)
-    from_module = TransformerPredictor(model, engine="kernels")
-    from_arrays = TransformerPredictor(ModelTensors(ODD, state_arrays(model)), engine="kernels")
-    assert from_module.fingerprint == from_arrays.fingerprint
+    for engine in KERNEL_ENGINES:
+        from_module = TransformerPredictor(model, engine=engine)
+        from_arrays = TransformerPredictor(ModelTensors(ODD, state_arrays(model)),
+                                           engine=engine)
+        assert from_module.fingerprint == from_arrays.fingerprint
 
 
-def test_a_payload_of_the_first_kernels_still_decodes() -> None:
-    """tests/data/transformer_kernels_v1.payload: the last 2,348 bytes of our enwik8 sample
-    (a whole chunk and a short one), coded by the kernels as first written (scalar loops,
-    before 16-lane vectors): decoding needs today's kernels to give the same bits."""
-    payload = (DATA / "transformer_kernels_v1.payload").read_bytes()
-    assert get_compressor("transformer").decompress(payload) == ENWIK8.read_bytes()[-2348:]
+@pytest.mark.parametrize("engine, name", [("kernels", "transformer_kernels_v1.payload"),
+                                          ("kernels-f16", "transformer_kernels_f16.payload")])
+def test_payloads_of_each_kernels_as_first_written_still_decode(engine: str, name: str) -> None:
+    """tests/data/transformer_kernels_*.payload: the last 2,348 bytes of our enwik8 sample
+    (a whole chunk and a short one), coded by each kernels engine as first written (the
+    first kernels as scalar loops, before 16-lane vectors): decoding needs today's kernels
+    to give the same bits (tests/data/README.md)."""
+    payload = (DATA / name).read_bytes()
+    compressor = get_compressor("transformer", engine=engine)
+    assert compressor.decompress(payload) == ENWIK8.read_bytes()[-2348:]
 
 
 STARTUP_SCRIPT = """

@@ -28,14 +28,16 @@ def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "gencomp" / "kernels"
 
 
-def run_entries(kernels: transformer_native.Kernels, weights, text: bytes) -> list[np.ndarray]:
-    """Every entry point on real weights and text: what each wrote."""
+def run_entries(kernels: transformer_native.Kernels, weights, text: bytes, half: bool
+                ) -> list[np.ndarray]:
+    """Every entry point on real weights and text, with caches of half-float values or
+    not: what each wrote."""
     tokens = np.concatenate([[BEGIN_TOKEN], np.frombuffer(text, np.uint8)]).astype(np.int64)
-    cache = allocate_cache(weights, 1)
+    cache = allocate_cache(weights, 1, half)
     scored = np.empty((len(tokens), 256))
     kernels.extend_sequence(weights, cache, 0, tokens, 0, allocate_scratch(weights, len(tokens)),
                             scored)
-    stepped_cache = allocate_cache(weights, 2)
+    stepped_cache = allocate_cache(weights, 2, half)
     stepped = np.empty((2, 256))
     steps = []
     for position, token in enumerate(tokens[:40]):
@@ -43,7 +45,8 @@ def run_entries(kernels: transformer_native.Kernels, weights, text: bytes) -> li
                            position, stepped)
         steps.append(stepped.copy())
     hidden = allocate_scratch(weights, len(tokens))
-    kernels.extend_sequence_hidden(weights, allocate_cache(weights, 1), 0, tokens, 0, hidden)
+    kernels.extend_sequence_hidden(weights, allocate_cache(weights, 1, half), 0, tokens, 0,
+                                   hidden)
     head, head_bias = weights.head.copy(), weights.head_bias.copy()
     online = np.empty((len(tokens), 256))
     rate = np.float32(HEAD_LEARNING_RATE)
@@ -54,18 +57,20 @@ def run_entries(kernels: transformer_native.Kernels, weights, text: bytes) -> li
 
 
 def test_the_ahead_of_time_build_gives_the_jits_bits(fresh_cache: Path) -> None:
-    predictor = load_pretrained("200k")
-    assert predictor.kernels.form == "aot"
-    assert len(list(fresh_cache.glob("transformer_kernels_*.so"))) == 1
+    """One build holds both kernels engines' entry points."""
     text = ENWIK8.read_bytes()[-700:]
-    native = run_entries(predictor.kernels, predictor.kernel_weights, text)
     jit = transformer_native.Kernels(
         *(getattr(transformer_kernels, name) for name in transformer_native.ENTRY_POINTS),
         form="jit")
-    reference = run_entries(jit, predictor.kernel_weights, text)
-    for ours, theirs in zip(native, reference, strict=True):
-        assert ours.tobytes() == theirs.tobytes()
-    assert not np.isnan(native[0]).any() and native[0][1:].max() > 0.5  # a real prediction
+    for engine, half in (("kernels-f16", True), ("kernels", False)):
+        predictor = load_pretrained("200k", engine=engine)
+        assert predictor.kernels.form == "aot"
+        assert len(list(fresh_cache.glob("transformer_kernels_*.so"))) == 1
+        native = run_entries(predictor.kernels, predictor.kernel_weights, text, half)
+        reference = run_entries(jit, predictor.kernel_weights, text, half)
+        for ours, theirs in zip(native, reference, strict=True):
+            assert ours.tobytes() == theirs.tobytes()
+        assert not np.isnan(native[0]).any() and native[0][1:].max() > 0.5  # a prediction
 
 
 def test_a_build_that_fails_leaves_a_marker_and_runs_the_jit(

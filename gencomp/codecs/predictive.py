@@ -1189,9 +1189,10 @@ def transformer(size: str = "200k", checkpoint: str | None = None, device: str =
                 stride: int | None = None, mix: str | None = None,
                 batch_size: int = DEFAULT_BATCH_SIZE, fingerprint: str | None = None,
                 workers: int = 1, online: bool = False) -> PredictiveCompressor:
-    """`engine` "auto" picks the CPU kernels on the CPU; when decoding (`fingerprint`
-    given) it picks the engine that made the payload, so payloads coded before the
-    kernels existed (torch engine) still decode. `mix` "cm" mixes the streaming windows
+    """`engine` "auto" picks the CPU kernels (kernels-f16) on the CPU; when decoding
+    (`fingerprint` given) it picks the engine that made the payload, so payloads of the
+    first kernels, and those coded before the kernels existed (torch engine), still
+    decode. `mix` "cm" mixes the streaming windows
     with the context-mixing model (module doc). `online` (kernels engine): a stream is
     coded with an output layer that learns across it (`predictors.online_head`), unless
     `mix` or `stride` asks for the windows: what `gencomp compress` uses for files (it
@@ -1221,25 +1222,43 @@ def transformer_with_cm(size: str = "200k", checkpoint: str | None = None, devic
                         mix, batch_size, fingerprint, workers, online=False)
 
 
+def _online(predictor: Predictor, mix: str | None) -> Predictor | None:
+    """The online-head predictor for a kernels engine's streams, None where none is used."""
+    if not predictor.batch_independent or mix is not None:
+        return None
+    from predictors.online_head import OnlineHeadTransformer
+
+    return OnlineHeadTransformer(predictor)
+
+
 def _transformer(name: str, size: str, checkpoint: str | None, device: str, engine: str,
                  chunk_size: int | None, stride: int | None, mix: str | None,
                  batch_size: int, fingerprint: str | None, workers: int, online: bool
                  ) -> PredictiveCompressor:
     # imports torch: only when asked
-    from predictors.transformer import TransformerPredictor, load_pretrained
+    from predictors.transformer import (
+        ENGINES,
+        KERNEL_ENGINES,
+        TransformerPredictor,
+        load_pretrained,
+    )
 
     predictor = load_pretrained(size, checkpoint, device, engine)
-    online_predictor = None
-    if predictor.engine == "kernels" and mix is None:
-        from predictors.online_head import OnlineHeadTransformer
-
-        online_predictor = OnlineHeadTransformer(predictor)
+    online_predictor = _online(predictor, mix)
     known = {None, predictor.fingerprint, online_predictor and online_predictor.fingerprint}
     if engine == "auto" and fingerprint not in known:
-        torch_engine = TransformerPredictor(predictor.model, device, engine="torch",
-                                            held_out_rate_percent=predictor.held_out_rate_percent)
-        if torch_engine.fingerprint == fingerprint:
-            predictor, online_predictor = torch_engine, None
+        # a payload of another engine: the first kernels', or torch's from before them
+        on_cpu = predictor.device == "cpu"
+        for other in ENGINES:
+            if other == predictor.engine or (other in KERNEL_ENGINES and not on_cpu):
+                continue
+            candidate = TransformerPredictor(predictor.tensors, device, engine=other,
+                                             held_out_rate_percent=predictor.held_out_rate_percent)
+            candidate_online = _online(candidate, mix)
+            if fingerprint in {candidate.fingerprint,
+                               candidate_online and candidate_online.fingerprint}:
+                predictor, online_predictor = candidate, candidate_online
+                break
     return PredictiveCompressor(predictor, chunk_size, batch_size, name=name,
                                 predictor_params={"size": size, "checkpoint": checkpoint,
                                                   "device": device,
