@@ -94,7 +94,7 @@ PREDICTORS = {(config, engine): TransformerPredictor(random_model(config, seed=1
               for config in (TINY, ODD) for engine in KERNEL_ENGINES}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_scoring_a_whole_sequence_equals_stepping_it_in_any_batch(data: st.DataObject) -> None:
     """The encoder's one-call scoring and the decoder's steps, in a batch of any size with
@@ -111,7 +111,7 @@ def test_scoring_a_whole_sequence_equals_stepping_it_in_any_batch(data: st.DataO
     assert np.array_equal(whole, stepped_distributions(predictor, sequences, row))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_priming_in_pieces_equals_stepping(data: st.DataObject) -> None:
     """`prime` feeds each sequence's context in one kernel call from wherever its cache
