@@ -123,16 +123,20 @@ def report(label: str, seconds_per_chunk: float, flops: float, peak: float,
           f"({bits_per_byte:.4f} bits/byte)")
 
 
-def held_out_rate(predictor) -> tuple[float, int]:
-    """(rate in %, bytes): the model card's held-out measure, the last tenth of the enwik8
-    sample in 2048-byte chunks each from an empty context, scored as the encoder does."""
+def held_out_tail() -> bytes:
+    """The model card's held-out part: the last tenth of the enwik8 sample."""
     from predictors.train import HELD_OUT_FRACTION
 
     data = enwik8_sample()
-    tail = data[int(len(data) * (1 - HELD_OUT_FRACTION)):]
+    return data[int(len(data) * (1 - HELD_OUT_FRACTION)):]
+
+
+def held_out_rate(predictor, tail: bytes) -> float:
+    """The rate in % of `tail` in 2048-byte chunks, each from an empty context, scored as
+    the encoder does."""
     bits = sum(scored_bits(predictor, tail[i:i + CHUNK_SIZE])
                for i in range(0, len(tail), CHUNK_SIZE))
-    return 100 * bits / 8 / len(tail), len(tail)
+    return 100 * bits / 8 / len(tail)
 
 
 def bench_codec(size: str, num_chunks: int, batch_size: int, workers: int) -> None:
@@ -223,10 +227,10 @@ def main() -> None:
                    timings[engine, batch_size], flops, peak,
                    stepped_bits(predictor, batch) / (CHUNK_SIZE * batch_size))
     if arguments.held_out:
+        tail = held_out_tail()
         for engine, predictor in engines.items():
-            rate, length = held_out_rate(predictor)
-            print(f"{engine}: held-out rate {rate:.3f} % ({length:,} bytes, the model card's "
-                  f"measure)")
+            print(f"{engine}: held-out rate {held_out_rate(predictor, tail):.3f} % "
+                  f"({len(tail):,} bytes, the model card's measure)")
     if arguments.torch_batch_sizes:
         pytorch = load_pretrained(arguments.size, engine="torch")
         for batch_size in arguments.torch_batch_sizes:

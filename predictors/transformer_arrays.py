@@ -139,6 +139,7 @@ def allocate_scratch(weights: KernelWeights, rows: int, queries: int = QUERY_BLO
     dim, hidden = weights.ff_in.shape[1], weights.ff_in.shape[2]
     head_dim, capacity = dim // weights.num_heads, _capacity(weights)
     fold_stride = capacity // 4 + LANES
+    widens = queries == QUERY_BLOCK and rows >= QUERY_BLOCK
     folds = aligned_zeros(queries * (head_dim + 1) * fold_stride)
     return KernelScratch(
         _zeros(queries, capacity + 2 * LANES), aligned_zeros(queries * LANES),
@@ -147,8 +148,7 @@ def allocate_scratch(weights: KernelWeights, rows: int, queries: int = QUERY_BLO
         np.zeros((queries, head_dim + 1), np.float32), aligned_zeros(256),
         _zeros(rows, dim), _zeros(rows, 3 * dim), _zeros(rows, dim), _zeros(rows, dim),
         _zeros(rows, hidden), _zeros(rows, 256),
-        aligned_zeros(head_dim * (capacity + LANES) if rows >= queries == QUERY_BLOCK else 0
-                      ).reshape((head_dim, -1)))
+        aligned_zeros(head_dim * (capacity + LANES) if widens else 0).reshape((head_dim, -1)))
 
 
 class KernelCache(NamedTuple):

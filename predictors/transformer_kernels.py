@@ -597,8 +597,7 @@ def _store_key_value(qkv, cache, sequence, layer, head, position):
     low = head * head_dim
     floor_value = cache.value_floors[sequence, layer, head] if position > 0 else np.inf
     for d in range(head_dim):
-        cache.keys[sequence, layer, head, d, position] = stored_value(cache.keys,
-                                                                      qkv[dim + low + d])
+        cache.keys[sequence, layer, head, d, position] = qkv[dim + low + d]  # float32
         value = qkv[2 * dim + low + d]
         cache.values[sequence, layer, head, d, position] = stored_value(cache.values, value)
         floor_value = min(floor_value, abs(value))
